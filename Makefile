@@ -1,0 +1,62 @@
+# repro — `make help` lists the targets. `make train` / `make test` create .venv and install on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# SMOKE=1 runs tables on synthetic fixtures with tiny budgets (seconds, not a reproduction).
+SMOKE ?= 0
+TABLE_FLAGS := $(if $(filter 1,$(SMOKE)),--smoke,)
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned (ENVIRONMENT.md): a newer torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,audio]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install repro with dev extras
+
+train: $(STAMP) ## Train the default (MSAF on the embedded AV-Digits set) and print metrics; ARGS="..." for overrides
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP) ## Run the fast test suite (what CI runs)
+	$(PY) -m pytest -q $(ARGS)
+
+test-full: $(STAMP) ## Run every test, the slow ones included
+	$(PY) -m pytest -q -m "" $(ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+tables: $(STAMP) ## Run and render every table (SMOKE=1 for fixtures)
+	$(PY) -m repro.tables run all $(TABLE_FLAGS)
+
+table-%: $(STAMP) ## Run + render one table, e.g. make table-avdigits, make table-mfas-t2 SMOKE=1
+	$(PY) -m repro.tables run $* $(TABLE_FLAGS)
+
+tables-list: $(STAMP) ## List the tables
+	$(PY) -m repro.tables list
+
+bench: $(STAMP) ## Benchmarks: train-step throughput per fusion model and data loading → outputs/bench/*.json
+	$(PY) scripts/bench.py $(ARGS)
+
+figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
+	$(PY) scripts/figure_msaf_params.py
+
+avdigits: $(STAMP) ## Rebuild the embedded AV-Digits set (needs apt + pip registries)
+	$(PY) scripts/make_avdigits.py
+
+clean: ## Remove outputs and caches (keeps .venv)
+	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+.PHONY: help install train test test-full lint tables tables-list bench figure-msaf-params avdigits clean

@@ -1,0 +1,2 @@
+"""repro: reproduce multimodal fusion papers."""
+__version__ = "0.1.0"

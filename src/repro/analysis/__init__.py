@@ -1,0 +1,1 @@
+"""Analyses: parameter / FLOP / memory counting, and (later) attention and search plots."""

@@ -1,0 +1,70 @@
+"""Config discovery and the early checks of a command line (before Hydra composes anything).
+
+Hydra's own message for an unknown choice spans many lines and an unsupported data × fusion pair would
+silently compose without the paper's settings; these checks turn both into one clear line.
+A data × fusion pair is supported exactly when `configs/preset/<data>_<fusion>.yaml` exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+# The repository's configs/ folder (this file is src/repro/config.py).
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CHECKED_GROUPS = ("data", "fusion", "backbone", "trainer", "logger", "callbacks", "debug", "experiment",
+                  "hparams_search")
+DEFAULTS = {"data": "avdigits", "fusion": "msaf"}
+_SWEEP_FUNCTION = re.compile(r"^\s*(glob|range|choice|interval|tag|sort|shuffle)\(")
+
+
+class ConfigError(ValueError):
+    """A command line names something that does not exist; the message is one line."""
+
+
+def available(group: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+    folder = config_dir / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def supported_fusions(data: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+    prefix = f"{data}_"
+    return sorted(name[len(prefix):] for name in available("preset", config_dir) if name.startswith(prefix))
+
+
+def check_pair(data: str, fusion: str, config_dir: Path = CONFIG_DIR) -> None:
+    if not (config_dir / "preset" / f"{data}_{fusion}.yaml").is_file():
+        choices = ", ".join(supported_fusions(data, config_dir)) or "none yet"
+        raise ConfigError(f"fusion={fusion} is not supported with data={data}; supported fusions for {data}: {choices}")
+
+
+def _values(value: str) -> list[str] | None:
+    """The choices a command-line value names (comma lists for multirun), or None for sweep functions."""
+    if _SWEEP_FUNCTION.match(value):
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def check_cli(argv: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Validate `group=choice` arguments and every data × fusion pair they name."""
+    chosen: dict[str, list[str]] = {}
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.lstrip("+~").split("=", 1)
+        if key not in CHECKED_GROUPS:
+            continue
+        values = _values(value)
+        if values is None:
+            continue
+        options = available(key, config_dir)
+        for v in values:
+            if v not in options and v != "null":
+                raise ConfigError(f"unknown {key} {v!r}; choose one of: {', '.join(options)}")
+        chosen[key] = values
+    if any(g in chosen for g in ("experiment", "hparams_search")) and not ("data" in chosen and "fusion" in chosen):
+        return  # an experiment may set data/fusion itself; Hydra composes and `run` checks the pair
+    for data in chosen.get("data", [DEFAULTS["data"]]):
+        for fusion in chosen.get("fusion", [DEFAULTS["fusion"]]):
+            check_pair(data, fusion, config_dir)

@@ -1,0 +1,155 @@
+"""AV-MNIST reader (MFAS §4.1, Table 1-2) in both released layouts, and the embedded AV-Digits set.
+
+On-disk layouts (IMPLEMENTATION-NOTES §3.4; PEERS.md, MultiBench):
+- ``multibench``: ``image/{train,test}_data.npy`` (N,784), ``audio/{train,test}_data.npy`` (N,112,112),
+  ``{train,test}_labels.npy`` (N,). Validation = the last ``val_size`` (5000) training samples.
+- ``mfas``: the same files under ``images/`` (plural). MFAS's search split: train = training indices
+  [0, 50000), dev = [50000, 55000); test = the test files.
+``layout: auto`` picks whichever folder exists.
+
+Value scaling, as each source does it:
+- ``multibench`` (default): both modalities divided by 255 (``datasets/avmnist/get_data.py``).
+- ``mfas`` (QUIRK): the authors' loader normalises the *raw* 0..255 image values with MNIST's 0..1
+  statistics, ``(x - 0.1307) / 0.3081``, and leaves the spectrogram un-normalised.
+
+The embedded AV-Digits set (``repro.data.avdigits``) holds arrays with the same shapes and 0..255 value
+range, and is served through the same dataset class with the same scaling rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from repro.data.base import (
+    ArrayDataset,
+    DataError,
+    Reader,
+    Scaling,
+    check_array,
+    check_labels,
+    load_npy,
+)
+
+SHAPES = {"image": (1, 28, 28), "audio": (1, 112, 112)}
+SCALINGS = {
+    "multibench": {"image": Scaling(0.0, 255.0), "audio": Scaling(0.0, 255.0)},
+    "mfas": {"image": Scaling(0.1307, 0.3081), "audio": Scaling(0.0, 1.0)},
+}
+LAYOUT_IMAGE_DIR = {"multibench": "image", "mfas": "images"}
+PREPARE_HINT = "download AV-MNIST and point paths.data_dir at it (README, 'Datasets: AV-MNIST')"
+
+
+def scaling_for(name: str) -> dict[str, Scaling]:
+    if name not in SCALINGS:
+        raise DataError(f"unknown AV-MNIST scaling {name!r}; choose one of {sorted(SCALINGS)}")
+    return SCALINGS[name]
+
+
+class AVMNISTReader(Reader):
+    """Reads a real AV-MNIST release from ``root``."""
+
+    name = "avmnist"
+    prepare_hint = PREPARE_HINT
+
+    def __init__(
+        self,
+        root: str | Path,
+        layout: str = "auto",
+        split_scheme: str = "auto",
+        scaling: str = "multibench",
+        val_size: int = 5000,
+        search_train_end: int = 50000,
+        search_val_end: int = 55000,
+        num_classes: int = 10,
+    ):
+        self.root = Path(root)
+        self.layout = layout
+        self.split_scheme = split_scheme
+        self.scaling = scaling_for(scaling)
+        self.val_size = val_size
+        self.search_train_end = search_train_end
+        self.search_val_end = search_val_end
+        self.num_classes = num_classes
+
+    def resolve_layout(self) -> str:
+        if not self.root.is_dir():
+            raise DataError(f"AV-MNIST folder {self.root} does not exist; fix: {PREPARE_HINT}")
+        if self.layout != "auto":
+            if self.layout not in LAYOUT_IMAGE_DIR:
+                raise DataError(f"unknown AV-MNIST layout {self.layout!r}; choose auto, multibench or mfas")
+            return self.layout
+        for layout, folder in LAYOUT_IMAGE_DIR.items():
+            if (self.root / folder).is_dir():
+                return layout
+        raise DataError(
+            f"{self.root} has neither image/ (MultiBench layout) nor images/ (MFAS layout); fix: {PREPARE_HINT}"
+        )
+
+    def _read_split(self, layout: str, split: str) -> ArrayDataset:
+        image_path = self.root / LAYOUT_IMAGE_DIR[layout] / f"{split}_data.npy"
+        audio_path = self.root / "audio" / f"{split}_data.npy"
+        label_path = self.root / f"{split}_labels.npy"
+        image = check_array(load_npy(image_path, PREPARE_HINT), image_path, (None, 784), PREPARE_HINT)
+        audio = check_array(load_npy(audio_path, PREPARE_HINT), audio_path, (None, 112, 112), PREPARE_HINT)
+        labels = check_labels(load_npy(label_path, PREPARE_HINT, mmap=False), label_path, self.num_classes,
+                              PREPARE_HINT)
+        if not len(image) == len(audio) == len(labels):
+            raise DataError(
+                f"{self.root}: {split} split has {len(image)} images, {len(audio)} spectrograms and "
+                f"{len(labels)} labels; expected equal counts; fix: {PREPARE_HINT}"
+            )
+        ids = np.array([f"{split}{i}" for i in range(len(labels))])
+        return ArrayDataset({"image": image, "audio": audio}, labels, ids, self.scaling, SHAPES)
+
+    def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
+        self.check_fold(fold)
+        layout = self.resolve_layout()
+        scheme = self.split_scheme if self.split_scheme != "auto" else (
+            "mfas_search" if layout == "mfas" else "multibench"
+        )
+        train_all = self._read_split(layout, "train")
+        test = self._read_split(layout, "test")
+        n = len(train_all)
+        if scheme == "multibench":
+            if not 0 < self.val_size < n:
+                raise DataError(f"{self.root}: val_size={self.val_size} must be in (0, {n}) for {n} training samples")
+            train_idx, val_idx = np.arange(n - self.val_size), np.arange(n - self.val_size, n)
+        elif scheme == "mfas_search":
+            if not 0 < self.search_train_end < self.search_val_end <= n:
+                raise DataError(
+                    f"{self.root}: MFAS search split needs 0 < {self.search_train_end} < {self.search_val_end} "
+                    f"<= {n} training samples; set data.reader.search_train_end/search_val_end"
+                )
+            train_idx = np.arange(self.search_train_end)
+            val_idx = np.arange(self.search_train_end, self.search_val_end)
+        else:
+            raise DataError(f"unknown AV-MNIST split scheme {scheme!r}; choose auto, multibench or mfas_search")
+        return {"train": train_all.subset(train_idx), "val": train_all.subset(val_idx), "test": test}
+
+
+class AVDigitsReader(Reader):
+    """The embedded AV-Digits set (real MNIST digits + real and synthetic spoken digits; see its README)."""
+
+    name = "avdigits"
+    prepare_hint = "reinstall the package or rebuild with `python scripts/make_avdigits.py`"
+
+    def __init__(self, scaling: str = "multibench", cache_dir: str | Path | None = None):
+        self.scaling = scaling_for(scaling)
+        self.cache_dir = cache_dir
+
+    def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
+        from repro.data.avdigits import load_avdigits
+
+        self.check_fold(fold)
+        splits = load_avdigits(cache_dir=self.cache_dir)
+        out = {}
+        for split in ("train", "val", "test"):
+            s = splits[split]
+            ids = np.array([f"{split}{i}" for i in range(len(s["label"]))])
+            out[split] = ArrayDataset(
+                {"image": s["image"], "audio": s["audio"]}, np.asarray(s["label"], dtype=np.int64), ids,
+                self.scaling, SHAPES,
+            )
+        return out

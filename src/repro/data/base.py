@@ -1,0 +1,148 @@
+"""Reader contract, the in-memory array dataset, and the input checks every reader uses.
+
+Readers hold arrays (often memory-mapped) and hand them to `ArrayDataset`, which converts one sample at a
+time to float tensors with a per-modality affine scaling (`(x - shift) / scale`), so uint8 data stays uint8
+in memory. Bad input raises `DataError`: one line naming the file, what was expected and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """A dataset on disk is missing or malformed. The message is one line: file, expectation, fix."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Affine value scaling `(x - shift) / scale` applied when a sample is read."""
+
+    shift: float = 0.0
+    scale: float = 1.0
+
+
+class ArrayDataset(Dataset):
+    """Samples from aligned arrays: `arrays[modality][i]`, `labels[i]`, `ids[i]`."""
+
+    def __init__(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        labels: np.ndarray,
+        ids: np.ndarray | None = None,
+        scaling: Mapping[str, Scaling] | None = None,
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
+    ):
+        n = len(labels)
+        for m, a in arrays.items():
+            if len(a) != n:
+                raise DataError(f"modality {m!r} has {len(a)} samples but there are {n} labels")
+        self.arrays = dict(arrays)
+        self.labels = labels
+        self.ids = ids if ids is not None else np.arange(n)
+        self.scaling = dict(scaling or {})
+        self.shapes = dict(shapes or {})
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _tensor(self, m: str, i: int) -> torch.Tensor:
+        x = torch.from_numpy(np.array(self.arrays[m][i], dtype=np.float32))  # copy: memmaps are read-only
+        if m in self.shapes:
+            x = x.reshape(self.shapes[m])
+        s = self.scaling.get(m)
+        if s is not None and (s.shift != 0.0 or s.scale != 1.0):
+            x = (x - s.shift) / s.scale
+        return x
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {m: self._tensor(m, i) for m in self.arrays}
+        sample["label"] = torch.as_tensor(self.labels[i]).long()
+        sample["id"] = str(self.ids[i])
+        return sample
+
+    def subset(self, index: np.ndarray) -> ArrayDataset:
+        """A view on the given sample indices (used for index-range splits and folds)."""
+        return ArrayDataset(
+            {m: a[index] for m, a in self.arrays.items()},
+            self.labels[index],
+            self.ids[index],
+            self.scaling,
+            self.shapes,
+        )
+
+
+class Reader:
+    """One on-disk format. Subclasses implement `load(fold)`.
+
+    `num_folds` > 0 means the reader defines cross-validation folds and `fold` must be in
+    [0, num_folds); 0 means fixed splits and `fold` must be None.
+    """
+
+    name: str = "reader"
+    num_folds: int = 0
+    prepare_hint: str = "see the README section 'Datasets'"
+
+    def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_fold(self, fold: int | None) -> None:
+        if self.num_folds == 0 and fold is not None:
+            raise DataError(f"{self.name} has fixed splits and no folds; drop `fold={fold}` (use fold=null)")
+        if self.num_folds > 0 and (fold is None or not 0 <= int(fold) < self.num_folds):
+            raise DataError(
+                f"{self.name} defines {self.num_folds} cross-validation folds; set fold=<0..{self.num_folds - 1}>"
+            )
+
+
+def require_file(path: Path, hint: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"missing file {path}: expected it to exist; fix: {hint}")
+    return path
+
+
+def load_npy(path: Path, hint: str, mmap: bool = True) -> np.ndarray:
+    require_file(path, hint)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"cannot read {path} as a .npy array ({err}); fix: {hint}") from None
+
+
+def check_array(
+    arr: np.ndarray,
+    path: Path | str,
+    shape: tuple[int | None, ...],
+    hint: str,
+    kinds: str = "uifb",
+) -> np.ndarray:
+    """Check rank, the fixed dimensions (None = any) and the dtype kind of an array read from `path`."""
+    want = "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+    if arr.ndim != len(shape) or any(d is not None and d != s for d, s in zip(shape, arr.shape)):
+        raise DataError(f"{path} has shape {tuple(arr.shape)}, expected {want}; fix: {hint}")
+    if arr.dtype.kind not in kinds:
+        raise DataError(f"{path} has dtype {arr.dtype}, expected a numeric array; fix: {hint}")
+    return arr
+
+
+def check_labels(labels: np.ndarray, path: Path | str, num_classes: int, hint: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        if labels.ndim == 1 and labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise DataError(f"{path} must hold integer class labels of shape (N,), got {labels.dtype} "
+                            f"{labels.shape}; fix: {hint}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(
+            f"{path} has labels in [{labels.min()}, {labels.max()}], expected 0..{num_classes - 1}; fix: {hint}"
+        )
+    return labels.astype(np.int64)

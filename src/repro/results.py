@@ -1,0 +1,104 @@
+"""The results record: one `results.json` per finished (or failed) run, written atomically.
+
+Schema (DESIGN.md, "Results record"): `schema`, `run_id`, `status` (completed | failed | interrupted, with
+`error`), `data`, `backbone`, `fusion`, `fold`, `seed`, `protocol`, `overrides`, `tags`, `metrics`
+(`test`, `val`, `best_epoch`), `params` (total, trainable, fusion), `flops` (forward per sample),
+`peak_memory`, `wall_time_s`, `hardware`, `versions`, `config` (resolved). Tables are computed from these
+records only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+SCHEMA = "repro.results/1"
+FILENAME = "results.json"
+STATUSES = ("completed", "failed", "interrupted", "running")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file in the same folder and `os.replace`, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(run_dir: str | Path, record: dict) -> Path:
+    if record.get("status") not in STATUSES:
+        raise ValueError(f"results record status must be one of {STATUSES}, got {record.get('status')!r}")
+    record = {"schema": SCHEMA, **record}
+    path = Path(run_dir) / FILENAME
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    return path
+
+
+def read_record(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run that run") from None
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path} has schema {record.get('schema')!r}, expected {SCHEMA!r}; re-run that run")
+    return record
+
+
+def find_records(root: str | Path, status: str | None = "completed") -> Iterable[tuple[Path, dict]]:
+    for path in sorted(Path(root).rglob(FILENAME)):
+        record = read_record(path)
+        if status is None or record.get("status") == status:
+            yield path, record
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    import lightning
+    import torch
+
+    import repro
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "repro": repro.__version__,
+        "git_commit": git_commit(Path(__file__).parent),
+    }
+
+
+def hardware() -> dict:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info

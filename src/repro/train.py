@@ -1,0 +1,214 @@
+"""The training entry point: compose → seed → data, network, task, trainer → fit → test best → record.
+
+`python train.py data=<dataset> fusion=<method> [overrides]` (the repository's `train.py` calls `main`).
+Every run writes `results.json` into its run directory (`repro.results`), including failed and
+interrupted runs, so a table never loses a finished run and always knows why one is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from repro.analysis.complexity import batch_to, forward_flops, parameter_summary, peak_memory
+from repro.config import CONFIG_DIR, ConfigError, check_cli, check_pair
+from repro.data.datamodule import MultimodalDataModule
+from repro.models.net import FusionNet
+from repro.results import hardware, versions, write_record
+from repro.task import FusionTask
+
+log = logging.getLogger("repro.train")
+
+
+def build_net(cfg: DictConfig) -> FusionNet:
+    encoders = {m: instantiate(c) for m, c in cfg.backbone.encoders.items()}
+    factory = instantiate(cfg.fusion.net, _convert_="all")
+    return factory(encoders=encoders, num_classes=int(cfg.data.num_classes))
+
+
+def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
+    reader = instantiate(cfg.data.reader)
+    return MultimodalDataModule(
+        reader,
+        fold=cfg.fold,
+        batch_size=int(cfg.data.batch_size),
+        num_workers=int(cfg.data.num_workers),
+        val_split="test" if cfg.protocol.select_on == "test" else "val",
+    )
+
+
+def build_task(cfg: DictConfig, net: FusionNet) -> FusionTask:
+    return FusionTask(
+        net,
+        task=cfg.data.task,
+        num_classes=int(cfg.data.num_classes),
+        metrics=list(cfg.data.metrics),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    patience = cfg.protocol.early_stopping_patience
+    if patience:
+        callbacks.append(L.pytorch.callbacks.EarlyStopping(
+            monitor=f"val/{cfg.protocol.monitor}", mode=cfg.protocol.mode, patience=int(patience)))
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def hydra_choices() -> dict[str, str]:
+    try:
+        return dict(HydraConfig.get().runtime.choices)
+    except ValueError:  # composed without a Hydra app (e.g. the compose API in tests)
+        return {}
+
+
+def base_record(cfg: DictConfig) -> dict:
+    choices = hydra_choices()
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        overrides = []
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "status": "running",
+        "data": choices.get("data", cfg.data.name),
+        "backbone": choices.get("backbone", cfg.backbone.get("name")),
+        "fusion": choices.get("fusion", cfg.fusion.name),
+        "fold": cfg.fold,
+        "seed": cfg.seed,
+        "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+        "overrides": overrides,
+        "tags": OmegaConf.to_container(cfg.tags, resolve=True),
+        "metrics": {},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": versions(),
+        "hardware": hardware(),
+    }
+
+
+def checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
+    ckpt_cb = trainer.checkpoint_callback
+    if ckpt_cb is None or getattr(trainer, "fast_dev_run", False):
+        return None
+    if cfg.protocol.test_checkpoint == "best" and ckpt_cb.best_model_path:
+        return ckpt_cb.best_model_path
+    return ckpt_cb.last_model_path or None
+
+
+def checkpoint_epoch(path: str | None) -> int | None:
+    if not path:
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+
+
+def first_results(results: list[dict]) -> dict[str, float]:
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def strip_prefix(metrics: dict[str, float], split: str) -> dict[str, float]:
+    return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{split}/")}
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train and test one configuration; returns `cfg.optimized_metric` for sweepers."""
+    choices = hydra_choices()
+    if choices:
+        check_pair(choices["data"], choices["fusion"])
+    out_dir = Path(cfg.paths.output_dir)
+    record = base_record(cfg)
+    is_writer = rank_zero_only.rank == 0
+    if is_writer:
+        write_record(out_dir, record)
+    start = time.time()
+    try:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        datamodule = build_datamodule(cfg)
+        net = build_net(cfg)
+        task = build_task(cfg, net)
+        trainer = build_trainer(cfg)
+        record["params"] = parameter_summary(net)
+        record["data_sizes"] = datamodule.split_sizes()
+        for lg in trainer.loggers:
+            lg.log_hyperparams({"params": record["params"], **OmegaConf.to_container(cfg, resolve=True)})
+        trainer.fit(task, datamodule=datamodule)
+        ckpt = checkpoint_to_test(trainer, cfg)
+        val = strip_prefix(first_results(trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt,
+                                                          verbose=False)), "val")
+        test = strip_prefix(first_results(trainer.test(task, datamodule=datamodule, ckpt_path=ckpt,
+                                                       verbose=False)), "test")
+        record["metrics"] = {"val": val, "test": test, "best_epoch": checkpoint_epoch(ckpt),
+                             "epochs_run": trainer.current_epoch, "checkpoint": ckpt}
+        if cfg.count_flops:
+            sample = batch_to(next(iter(datamodule.val_dataloader())), 2)
+            n = len(sample["label"])
+            record["flops"] = forward_flops(task.net.cpu(), sample, per_sample_of=n)
+        record["status"] = "completed"
+    except KeyboardInterrupt:
+        record.update(status="interrupted", error="KeyboardInterrupt")
+        raise
+    except Exception as err:
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        record["wall_time_s"] = round(time.time() - start, 3)
+        record["peak_memory"] = peak_memory()
+        if is_writer:
+            path = write_record(out_dir, record)
+            log.info("results record: %s", path)
+    if is_writer:
+        print_summary(record)
+    return optimized_metric(cfg, record)
+
+
+def optimized_metric(cfg: DictConfig, record: dict) -> float | None:
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    split, metric = name.split("/", 1)
+    return record["metrics"][split][metric]
+
+
+def print_summary(record: dict) -> None:
+    metrics = record["metrics"]
+    parts = [f"{split}/{k}={v:.4f}" for split in ("val", "test") for k, v in metrics.get(split, {}).items()]
+    print(f"[repro] {record['data']} × {record['fusion']} seed={record['seed']} fold={record['fold']} "
+          f"best_epoch={metrics.get('best_epoch')} " + " ".join(parts) +
+          f" params={record.get('params', {}).get('total')} wall={record['wall_time_s']:.1f}s")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def hydra_main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+def main() -> None:
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv()  # REPRO_DATA_DIR etc. from a .env file in the working directory
+    except ImportError:  # pragma: no cover - python-dotenv is a dependency
+        pass
+    try:
+        check_cli(sys.argv[1:])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
