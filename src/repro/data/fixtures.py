@@ -57,7 +57,6 @@ def write_folds(root: str | Path, n_groups: int = 6, per_group: int = 12, num_cl
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n = n_groups * per_group
     labels = np.tile(np.arange(per_group) % num_classes, n_groups)
     groups = np.repeat(np.arange(n_groups), per_group)
     np.save(root / "image.npy", _noisy(rng, _class_patterns(rng, num_classes, (1, 28, 28)), labels, 90.0))

@@ -76,8 +76,7 @@ class CentralNet(StagedFusionNet):
         self.central = nn.ModuleList(layers)
         # alpha_modal[k][m]: weight of modality m at point k; alpha_central[k-1]: weight of h_C at point k >= 1.
         self.alpha_modal = nn.ModuleList(
-            nn.ParameterDict({m: nn.Parameter(torch.full((1,), float(alpha_init))) for m in p})
-            for p in self.points
+            nn.ParameterDict({m: nn.Parameter(torch.full((1,), float(alpha_init))) for m in p}) for p in self.points
         )
         self.alpha_central = nn.ParameterList(
             nn.Parameter(torch.full((1,), float(alpha_init))) for _ in range(len(self.points) - 1)

@@ -19,9 +19,7 @@ from repro.models.net import FeatureFusionNet, NetOutput
 
 
 class GMUNet(FeatureFusionNet):
-    def __init__(
-        self, encoders, num_classes: int, hidden: int = 512, dropout: float = 0.0, bimodal_gate: bool = True
-    ):
+    def __init__(self, encoders, num_classes: int, hidden: int = 512, dropout: float = 0.0, bimodal_gate: bool = True):
         super().__init__(encoders, num_classes)
         self.hidden = int(hidden)
         self.bimodal = bool(bimodal_gate) and len(self.modalities) == 2

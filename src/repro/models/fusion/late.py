@@ -16,9 +16,9 @@
 
   with q_m treated as a constant (no gradient flows through the weights; the paper's Eq. for L_mul).
   The loss is averaged over the batch. Prediction: the combined probabilities, by default the mean of the
-  per-modality probabilities (``predict='mean'``; ``'product'`` gives the normalised product). Liu et al.
-  combine the predictions of the modality classifiers at test time; the exact combination is not spelled out
-  in the MSAF paper, so it is a named switch here.
+  per-modality probabilities (``predict='mean'``; ``'product'`` gives the normalised product). Neither the
+  MSAF paper nor its code (which has no baseline code, IMPLEMENTATION-NOTES §1) states how the modality
+  predictions are combined at test time, so the rule is a named switch here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ lets a gate both suppress (<1) and excite (>1) a channel).
 
 QUIRK ``quirk_plain_sigmoid``: the released code (haamoon/mmtm ``mmtm.py``, also copied into MSAF-NTU)
 multiplies by ``sigmoid(E_m)`` without the factor 2, so a gate can only suppress. Default follows the paper.
-The factor changes neither the parameter count nor the FC FLOPs (MSAF Fig. 5 comparison).
+The factor changes neither the parameter count nor the FC FLOPs (MSAF Fig. 5 comparison). (The MMTM paper
+text is not among papers/; the factor 2 is the paper's Eq. 4 as we read it — re-check against the PDF.)
 
 ``MMTMNet``: one MMTM per configured fusion point of a ``StagedFusionNet``; logits = mean of the unimodal
 logits (the authors' late combination ``(skeleton_pred + vis_pred) / 2``). Gates are recorded in

@@ -115,9 +115,7 @@ class MSAFBlock(nn.Module):
     def _split(self, x: torch.Tensor, m: int) -> torch.Tensor:
         """(B, C_m, *dims) -> (B, n_m, C, *dims), zero-padding the last block's missing channels."""
         if x.dim() < 2 or x.shape[1] != self.in_channels[m]:
-            raise ValueError(
-                f"MSAF input {m} has shape {tuple(x.shape)}; expected (B, {self.in_channels[m]}, ...)"
-            )
+            raise ValueError(f"MSAF input {m} has shape {tuple(x.shape)}; expected (B, {self.in_channels[m]}, ...)")
         pad = self.num_blocks[m] * self.block_channel - self.in_channels[m]
         if pad:
             # F.pad pads from the last dim backwards: zeros for every spatial dim, then `pad` channels.

@@ -1,0 +1,333 @@
+"""Paper tables: `python -m repro.tables list | run <table> | render <table>` (DESIGN.md, "Tables").
+
+A table is `configs/table/<name>.yaml`: title, the paper it reproduces, the dataset, the repeats (seeds
+and/or folds), common overrides, the columns (a metric of the results record), and rows (label,
+overrides, the paper's numbers). `run` launches the missing runs of every row as one Hydra multirun per
+row (`python train.py -m ...`, any launcher), skipping repeats whose completed `results.json` exists — so
+an interrupted table resumes — then renders. `render` aggregates the records (mean ± standard error, n)
+and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
+
+Rows marked `external: true` are numbers a paper copied from elsewhere; rows with `pending: <reason>`
+are ours but not runnable yet (the reason is printed); both show the paper's number only.
+`--smoke` runs on SYNTHETIC fixtures with tiny budgets: it checks the machinery, its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import itertools
+import math
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from repro.config import CONFIG_DIR
+from repro.results import FILENAME, atomic_write_text, read_record
+
+REPO_ROOT = CONFIG_DIR.parent
+TRAIN_SCRIPT = REPO_ROOT / "train.py"
+
+
+class TableError(ValueError):
+    """A table config is malformed or names something unknown; one line."""
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def table_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "table").glob("*.yaml"))
+
+
+def load_table(name: str) -> DictConfig:
+    name = name.replace("-", "_")
+    path = CONFIG_DIR / "table" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(table_names())
+        raise TableError(f"no table {name!r} (looked for {path.relative_to(REPO_ROOT)}); tables: {known}")
+    cfg = OmegaConf.load(path)
+    for key in ("title", "rows", "columns"):
+        if key not in cfg:
+            raise TableError(f"{path.relative_to(REPO_ROOT)} lacks the key {key!r}")
+    cfg.name = name
+    return cfg
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def repeat_grid(table: DictConfig) -> list[dict[str, int]]:
+    repeats = OmegaConf.to_container(table.get("repeats") or {"seed": [0]})
+    keys = list(repeats)
+    return [dict(zip(keys, values)) for values in itertools.product(*(repeats[k] for k in keys))]
+
+
+def repeat_dirname(rep: dict) -> str:
+    return "_".join(f"{k}_{v}" for k, v in rep.items())
+
+
+def table_dir(table: DictConfig, smoke: bool, out_root: Path) -> Path:
+    return out_root / "tables" / (table.name + ("-smoke" if smoke else ""))
+
+
+# -- running ------------------------------------------------------------------------------------------
+@dataclass
+class RowPlan:
+    label: str
+    directory: Path
+    missing: list[dict]
+    overrides: list[str]
+
+
+def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
+    """Write the SYNTHETIC fixture the smoke run reads and return the overrides that point at it."""
+    from repro.data import fixtures
+
+    smoke = table.get("smoke") or {}
+    fixture = smoke.get("fixture", "avmnist")
+    root = out_root / "smoke_data"
+    writers = {"avmnist": lambda: fixtures.write_avmnist(root / "avmnist"),
+               "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds")}
+    if fixture not in writers:
+        raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
+    writers[fixture]()
+    return [f"paths.data_dir={root}", *smoke.get("overrides", [])]
+
+
+def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | None = None) -> list[RowPlan]:
+    base = table_dir(table, smoke, out_root) / "runs"
+    plans = []
+    for row in table.rows:
+        if row.get("external") or row.get("pending"):
+            continue
+        if rows and row.label not in rows and slug(row.label) not in rows:
+            continue
+        directory = base / slug(row.label)
+        missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep))]
+        plans.append(RowPlan(row.label, directory, missing, list(row.get("overrides", []))))
+    return plans
+
+
+def completed(run_dir: Path) -> bool:
+    path = run_dir / FILENAME
+    if not path.is_file():
+        return False
+    try:
+        return read_record(path).get("status") == "completed"
+    except ValueError:
+        return False
+
+
+def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: list[str],
+                  launcher: str | None) -> list[str]:
+    """One Hydra multirun over `reps` (a list of {repeat key: value}, all with the same keys).
+
+    With one repeat key the values are swept (`seed=0,1,2`); with several, `reps` holds one combination.
+    """
+    keys = list(reps[0])
+    if len(keys) > 1 and len(reps) > 1:
+        raise TableError("internal: several repeat keys are launched one combination at a time")
+    sweeps = [f"{k}={','.join(str(rep[k]) for rep in reps)}" for k in keys]
+    subdir = "_".join(f"{k}_${{{k}}}" for k in keys)
+    cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", *table.get("overrides", []), *plan.overrides, *extra, *sweeps,
+           f"hydra.sweep.dir={plan.directory}", f"hydra.sweep.subdir={subdir}",
+           f"+tags.table={table.name}", f"+tags.row={plan.label}"]
+    if launcher:
+        cmd.append(f"hydra/launcher={launcher}")
+    return cmd
+
+
+def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | None) -> bool:
+    batches = [plan.missing] if len(plan.missing[0]) == 1 else [[rep] for rep in plan.missing]
+    results = [subprocess.run(train_command(table, plan, reps, extra, launcher)).returncode for reps in batches]
+    return all(code == 0 for code in results)
+
+
+def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_root: Path = Path("outputs"),
+              rows: list[str] | None = None) -> int:
+    table = load_table(name)
+    extra = ["callbacks=none"] + (smoke_setup(table, out_root) if smoke else [])
+    plans = plan_rows(table, smoke, out_root, rows)
+    todo = [p for p in plans if p.missing]
+    n_runs = sum(len(p.missing) for p in todo)
+    print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table))} repeats; "
+          f"{n_runs} runs to do ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)
+    failed = []
+    for i, plan in enumerate(todo, 1):
+        print(f"[tables] row {i}/{len(todo)}: {plan.label} — repeats {[repeat_dirname(r) for r in plan.missing]}",
+              flush=True)
+        if not launch(table, plan, extra, launcher):
+            failed.append(plan.label)
+    print(render_table(name, smoke, out_root))
+    if failed:
+        print(f"[tables] runs failed in rows: {failed} (their results.json say why); re-run to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- aggregation and rendering ---------------------------------------------------------------------------
+def lookup(record: dict, path: str):
+    value = record
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def mean_se(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = sum(values) / n
+    if n == 1:
+        return mean, math.nan, 1
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n), n
+
+
+def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
+    base = table_dir(table, smoke, out_root) / "runs"
+    rows = []
+    for row in table.rows:
+        records = []
+        if not (row.get("external") or row.get("pending")):
+            for rep in repeat_grid(table):
+                path = base / slug(row.label) / repeat_dirname(rep) / FILENAME
+                if path.is_file():
+                    record = read_record(path)
+                    if record.get("status") == "completed":
+                        records.append(record)
+        cells = {}
+        for col in table.columns:
+            values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
+            mean, se, n = mean_se([float(v) for v in values])
+            paper = (row.get("paper") or {}).get(col.key)
+            cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper}
+        rows.append({"label": row.label, "kind": "external" if row.get("external") else
+                     ("pending" if row.get("pending") else "ours"), "pending": row.get("pending"), "cells": cells,
+                     "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records})})
+    return rows
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def format_cells(table: DictConfig, row: dict) -> list[str]:
+    out = []
+    for col in table.columns:
+        cell = row["cells"][col.key]
+        scale, digits = float(col.get("scale", 1.0)), int(col.get("digits", 2))
+        ours = "–"
+        if cell["n"]:
+            ours = _fmt(cell["mean"] * scale, digits)
+            if cell["n"] > 1:
+                ours += f" ± {_fmt(cell['se'] * scale, digits)}"
+        paper = _fmt(cell["paper"], digits) if cell["paper"] is not None else "–"
+        delta = "–"
+        if cell["n"] and cell["paper"] is not None:
+            delta = f"{cell['mean'] * scale - float(cell['paper']):+.{digits}f}"
+        out += [ours, paper, delta]
+    return out
+
+
+def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs")) -> str:
+    table = load_table(name)
+    rows = collect(table, smoke, out_root)
+    header = ["Row"]
+    for col in table.columns:
+        header += [f"{col.label} (ours)", f"{col.label} (paper)", "Δ"]
+    header.append("n")
+    body = []
+    for row in rows:
+        n = max((c["n"] for c in row["cells"].values()), default=0)
+        label = row["label"] + (" *(ext)*" if row["kind"] == "external" else "")
+        if row["kind"] == "pending":
+            label += f" *(pending: {row['pending']})*"
+        body.append([label, *format_cells(table, row), str(n) if row["kind"] == "ours" else "–"])
+    notes = [f"**{table.title}**", ""]
+    if smoke:
+        notes += ["> SMOKE run on SYNTHETIC fixture data with a tiny budget: checks the machinery only; "
+                  "these numbers are not a reproduction.", ""]
+    if table.get("note"):
+        notes += [str(table.note).strip(), ""]
+    protocols = sorted({p for r in rows for p in r["protocols"]})
+    notes += [f"Ours: mean ± standard error over the repeats {OmegaConf.to_container(table.get('repeats'))}; "
+              f"checkpoint selected on {', '.join(protocols) or '–'}; Δ = ours − paper.", ""]
+    md = "\n".join(notes) + _markdown(header, body)
+    out = table_dir(table, smoke, out_root)
+    atomic_write_text(out.with_suffix(".md"), md + "\n")
+    atomic_write_text(out.with_suffix(".csv"), _csv(header, body))
+    atomic_write_text(out.with_suffix(".tex"), _latex(table.title, header, body))
+    return md
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _csv(header, body) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(body)
+    return buf.getvalue()
+
+
+def _latex(title, header, body) -> str:
+    def esc(s: str) -> str:
+        return (s.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%").replace("_", "\\_")
+                .replace("#", "\\#").replace("±", "$\\pm$").replace("Δ", "$\\Delta$").replace("*", ""))
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{esc(title)}}}",
+             "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
+             " & ".join(esc(h) for h in header) + " \\\\", "\\midrule"]
+    lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in body]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(lines)
+
+
+# -- command line -----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repro.tables", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the tables")
+    for cmd in ("run", "render"):
+        p = sub.add_parser(cmd, help=f"{cmd} a table ('all' for every table)")
+        p.add_argument("table")
+        p.add_argument("--smoke", action="store_true", help="SYNTHETIC fixtures, tiny budget (machinery check)")
+        p.add_argument("--out", default="outputs", help="output root (default: outputs)")
+        if cmd == "run":
+            p.add_argument("--launcher", default=None, help="Hydra launcher, e.g. joblib or slurm")
+            p.add_argument("--rows", nargs="*", default=None, help="only these rows (labels or slugs)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name in table_names():
+                print(f"{name:24s} {load_table(name).title}")
+            return 0
+        names = table_names() if args.table == "all" else [args.table]
+        status = 0
+        for name in names:
+            if args.command == "run":
+                status |= run_table(name, args.smoke, args.launcher, Path(args.out), args.rows)
+            else:
+                print(render_table(name, args.smoke, Path(args.out)))
+        return status
+    except TableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
