@@ -1,1 +1,1 @@
-"""Networks: staged per-modality encoders (`backbones/`), fusion methods (`fusion/`), and their composition (`net.py`)."""
+"""Networks: staged per-modality encoders (`backbones/`), fusion methods (`fusion/`), their composition (`net.py`)."""

@@ -1,0 +1,76 @@
+"""Multi-process and multirun launches from the real command line (Hydra launchers, DDP on CPU)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from repro.results import find_records
+from tests.conftest import REPO_ROOT
+
+FAST = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+        "+trainer.limit_test_batches=1", "callbacks=none", "count_flops=false", "data=avmnist",
+        "data.reader.val_size=20"]
+
+
+def train_cli(args: list[str], data_dir, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "REPRO_DATA_DIR": str(data_dir)}
+    proc = subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def records(root) -> list[dict]:
+    return [r for _, r in find_records(root)]
+
+
+def test_multirun_basic_launcher_sweeps_fusions_and_seeds(tmp_path, data_dir):
+    train_cli(["-m", *FAST, "fusion=late_avg,concat,msaf", "seed=0,1", f"hydra.sweep.dir={tmp_path}"], data_dir)
+    found = {(r["fusion"], r["seed"]) for r in records(tmp_path)}
+    assert found == {(f, s) for f in ("late_avg", "concat", "msaf") for s in (0, 1)}
+
+
+def test_multirun_joblib_launcher(tmp_path, data_dir):
+    train_cli(["-m", *FAST, "fusion=late_avg,concat", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               f"hydra.sweep.dir={tmp_path}"], data_dir)
+    assert {r["fusion"] for r in records(tmp_path)} == {"late_avg", "concat"}
+
+
+def test_submitit_local_launcher(tmp_path, data_dir):
+    train_cli(["-m", *FAST, "fusion=concat", "seed=3", "hydra/launcher=submitit_local",
+               "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={tmp_path}"], data_dir)
+    assert [r["seed"] for r in records(tmp_path)] == [3]
+
+
+def test_slurm_launcher_config_composes():
+    assert (REPO_ROOT / "configs" / "hydra" / "launcher" / "slurm.yaml").is_file()
+    proc = subprocess.run([sys.executable, "train.py", "hydra/launcher=slurm", "--cfg", "hydra",
+                           "--package", "hydra.launcher"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "SlurmLauncher" in proc.stdout and "timeout_min: 240" in proc.stdout
+
+
+def test_ddp_cpu_two_processes(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train_cli([*FAST, "trainer=ddp_cpu", "fusion=concat", f"hydra.run.dir={out}"], data_dir)
+    (record,) = records(out)
+    assert record["status"] == "completed"
+    assert record["config"]["trainer"]["devices"] == 2
+    assert 0.0 <= record["metrics"]["test"]["acc"] <= 1.0
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_loggers_write_offline(logger, tmp_path, data_dir):
+    out = tmp_path / "run"
+    env_note = {"WANDB_MODE": "offline"}
+    os.environ.update(env_note)
+    train_cli([*FAST, f"logger={logger}", "fusion=concat", f"hydra.run.dir={out}"], data_dir)
+    written = {p.name for p in out.rglob("*")}
+    if logger == "tensorboard":
+        assert any(name.startswith("events.out.tfevents") for name in written)
+    else:
+        assert any(name.startswith("offline-run") for name in written)
