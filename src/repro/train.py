@@ -145,6 +145,8 @@ def run(cfg: DictConfig) -> float | None:
         for lg in trainer.loggers:
             lg.log_hyperparams({"params": record["params"], **OmegaConf.to_container(cfg, resolve=True)})
         trainer.fit(task, datamodule=datamodule)
+        if trainer.interrupted:  # Lightning swallows Ctrl-C after a graceful shutdown
+            raise KeyboardInterrupt
         ckpt = checkpoint_to_test(trainer, cfg)
         val = strip_prefix(first_results(trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt,
                                                           verbose=False)), "val")
@@ -157,8 +159,8 @@ def run(cfg: DictConfig) -> float | None:
             n = len(sample["label"])
             record["flops"] = forward_flops(task.net.cpu(), sample, per_sample_of=n)
         record["status"] = "completed"
-    except KeyboardInterrupt:
-        record.update(status="interrupted", error="KeyboardInterrupt")
+    except (KeyboardInterrupt, SystemExit) as err:
+        record.update(status="interrupted", error=f"{type(err).__name__}: interrupted before the run finished")
         raise
     except Exception as err:
         record.update(status="failed", error=f"{type(err).__name__}: {err}")

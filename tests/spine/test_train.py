@@ -81,3 +81,25 @@ def test_select_on_test_validates_on_the_test_split(tmp_path, data_dir):
     record = train(tmp_path, data_dir, [*AVMNIST, "fusion=concat", "protocol.select_on=test"])
     assert record["protocol"]["select_on"] == "test"
     assert record["metrics"]["val"]["acc"] == pytest.approx(record["metrics"]["test"]["acc"])
+
+
+class _Interrupt(__import__("lightning").pytorch.Callback):
+    def on_train_batch_end(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_interrupted_run_records_interrupted(tmp_path, data_dir, monkeypatch):
+    import repro.train as train_module
+
+    real_build = train_module.build_trainer
+
+    def build_with_interrupt(cfg):
+        trainer = real_build(cfg)
+        trainer.callbacks.append(_Interrupt())
+        return trainer
+
+    monkeypatch.setattr(train_module, "build_trainer", build_with_interrupt)
+    cfg = compose_train([*AVMNIST, "fusion=concat", *FAST], tmp_path, data_dir)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run(cfg)
+    assert read_record(tmp_path / "results.json")["status"] == "interrupted"
