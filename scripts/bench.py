@@ -1,0 +1,418 @@
+"""Benchmarks (not tests): train-step throughput of every fusion model, and AV-Digits data loading.
+
+    python scripts/bench.py [--out outputs/bench] [--fusions concat,msaf] [--steps 20] [--warmup 5] [--quick]
+    make bench ARGS="--fusions msaf"
+
+Writes, each atomically, and prints a summary table:
+
+- `fusion_throughput.json`: for each fusion supported on AV-Digits (`configs/preset/avdigits_*.yaml`) the
+  config `data=avdigits fusion=<f>` is composed with Hydra's compose API and the network built as
+  `train.py` builds it. One *train step* = forward + `net.compute_loss(out, label, cross_entropy)` +
+  backward + optimizer step (the config's optimizer, Adam) on one real batch of the AV-Digits train
+  dataloader at the data config's batch size (64). Batches are drawn from the dataloader *before*
+  timing, so the numbers measure the model, not the loader. After `--warmup` untimed steps, each of
+  `--steps` steps is timed alone; `samples_per_s.median` (batch size / step time) is the number to
+  quote, `q1`/`q3` give the interquartile range (a wide IQR means the machine was busy). Also recorded:
+  parameters (total / trainable / fusion-only), forward FLOPs per sample (`FlopCounterMode`: 2 ×
+  multiply-adds of matmuls and convolutions), torch's thread counts, `os.getloadavg()` before and after
+  each model, hardware and versions. With CUDA, each model is also timed on the GPU in fp32 and bf16
+  autocast, with its peak allocated GPU memory; without CUDA `gpu` is null and `gpu_reason` says why.
+- `data_loading.json`: (a) `load_avdigits` timed in fresh Python processes: first with an empty cache
+  directory (derives the spectrograms and writes the cache), then again on that cache (memory-maps it).
+  `load_s` is the call itself; `load_and_read_s` also reads every array once, so lazy memory-mapping
+  cannot hide the cost; `process_s` is the child's whole life (interpreter start and imports included).
+  The issue's target is a cached load ≤ 5 s (`target_met`, judged on `load_and_read_s`). The cache files
+  were just written, so they are in the OS page cache: this is the warm-disk case. (b) dataloader
+  throughput: samples/s iterating the train dataloader (batch 64, shuffled, the config's workers),
+  median over `--loader-epochs` epochs.
+
+Throughput on a shared CPU is noisy: `OMP_WAIT_POLICY=PASSIVE` is set before torch is imported (busy-waiting
+OpenMP threads can slow a 2-core run 10-30× when another process is running), and the load averages are
+recorded so a slow number can be told from a busy machine. Compare models measured in the same run.
+`--quick` (2 warm-up + 3 timed steps, 10 loader batches) only checks the plumbing; its numbers mean little.
+`--synthetic` runs on a tiny SYNTHETIC AV-MNIST fixture instead of AV-Digits (plumbing only, no load timing).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see the docstring)
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
+from repro.config import CONFIG_DIR, supported_fusions  # noqa: E402
+from repro.results import atomic_write_text, hardware, versions  # noqa: E402
+from repro.train import build_datamodule, build_net  # noqa: E402
+
+SCHEMA = "repro.bench/1"
+CACHED_LOAD_TARGET_S = 5.0
+QUICK = {"warmup": 2, "steps": 3, "loader_epochs": 1, "loader_batches": 10}
+
+# Run in a fresh interpreter: time load_avdigits(cache_dir=argv[1]), then read every array once.
+LOAD_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from repro.data.avdigits import load_avdigits
+t1 = time.perf_counter()
+data = load_avdigits(cache_dir=sys.argv[1])
+t2 = time.perf_counter()
+nbytes = sum(np.array(a).nbytes for split in data.values() for a in split.values())
+t3 = time.perf_counter()
+sizes = {s: int(len(d["label"])) for s, d in data.items()}
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "load_and_read_s": t3 - t1,
+                  "bytes": int(nbytes), "sizes": sizes}))
+"""
+
+
+# ----------------------------------------------------------------------------------------------- setup
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="outputs/bench", help="folder for the JSON files (default outputs/bench)")
+    p.add_argument("--fusions", default=None, help="comma list of fusions (default: all supported)")
+    p.add_argument("--steps", type=int, default=20, help="timed train steps per model (default 20)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps per model (default 5)")
+    p.add_argument("--loader-epochs", type=int, default=3, help="dataloader epochs to time (default 3)")
+    p.add_argument("--quick", action="store_true", help="2 warm-up + 3 timed steps, 10 loader batches (tests)")
+    p.add_argument("--synthetic", action="store_true", help="SYNTHETIC AV-MNIST fixture (plumbing check only)")
+    args = p.parse_args(argv)
+    args.loader_batches = None
+    if args.quick:
+        args.warmup, args.steps = QUICK["warmup"], QUICK["steps"]
+        args.loader_epochs, args.loader_batches = QUICK["loader_epochs"], QUICK["loader_batches"]
+    if args.steps < 1 or args.warmup < 0 or args.loader_epochs < 1:
+        p.error("--steps and --loader-epochs must be ≥ 1, --warmup ≥ 0")
+    return args
+
+
+def data_source(args: argparse.Namespace, tmp: Path) -> tuple[str, list[str]]:
+    """The dataset name and the compose overrides that select it (AV-Digits, or the synthetic fixture)."""
+    if not args.synthetic:
+        return "avdigits", ["data=avdigits"]
+    from repro.data.fixtures import write_avmnist
+
+    write_avmnist(tmp / "data" / "avmnist", layout="multibench", n_train=400, n_test=40)
+    return "avmnist", ["data=avmnist", f"paths.data_dir={tmp / 'data'}", "data.reader.val_size=20"]
+
+
+def choose_fusions(data: str, wanted: str | None) -> list[str]:
+    supported = supported_fusions(data)
+    if not wanted:
+        return supported
+    names = [f.strip() for f in wanted.split(",") if f.strip()]
+    unknown = [f for f in names if f not in supported]
+    if unknown:
+        raise SystemExit(f"error: unsupported fusion(s) {unknown} for {data}; choose from {', '.join(supported)}")
+    return names
+
+
+@contextlib.contextmanager
+def composer() -> Iterator:
+    """Yield compose(overrides) → the `train` config, as `python train.py <overrides>` would compose it."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        yield lambda overrides: compose(config_name="train", overrides=overrides)
+    GlobalHydra.instance().clear()
+
+
+def finish_config(cfg: DictConfig, tmp: Path) -> DictConfig:
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp / "run")  # no Hydra app, so no ${hydra:runtime.output_dir}
+        cfg.paths.cache_dir = str(tmp / "cache")  # shared with the data-loading benchmark's cache
+    return cfg
+
+
+# -------------------------------------------------------------------------------------------- timing
+def quantiles(values: list[float]) -> dict[str, float]:
+    """Median and quartiles (q1, q3: the interquartile range), rounded to 3 decimals."""
+    if len(values) == 1:
+        q1 = med = q3 = values[0]
+    else:
+        q1, med, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return {"median": round(med, 3), "q1": round(q1, 3), "q3": round(q3, 3)}
+
+
+def load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
+
+
+def full_batches(loader, n: int, batch_size: int) -> list[dict]:
+    """n full-size batches from the dataloader (cycling over epochs if needed)."""
+    out: list[dict] = []
+    while len(out) < n:
+        got = len(out)
+        out += [b for b in loader if len(b["label"]) == batch_size][: n - len(out)]
+        if len(out) == got:
+            raise RuntimeError(f"the train split has fewer than {batch_size} samples: no full batch")
+    return out
+
+
+def to_device(batch: dict, device: str) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def train_step(net, optimizer, batch: dict, autocast_dtype: torch.dtype | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    device = batch["label"].device.type
+    ctx = torch.autocast(device, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    with ctx:
+        out = net(batch)
+        loss, _ = net.compute_loss(out, batch["label"], F.cross_entropy)
+    loss.backward()
+    optimizer.step()
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(net, optimizer, batches: list[dict], warmup: int, autocast_dtype=None) -> list[float]:
+    """Seconds per timed train step; the first `warmup` batches are run untimed."""
+    device = batches[0]["label"].device.type
+    net.train()
+    for batch in batches[:warmup]:
+        train_step(net, optimizer, batch, autocast_dtype)
+    sync(device)
+    times = []
+    for batch in batches[warmup:]:
+        start = time.perf_counter()
+        train_step(net, optimizer, batch, autocast_dtype)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def throughput(times: list[float], batch_size: int) -> dict:
+    return {
+        "samples_per_s": quantiles([batch_size / t for t in times]),
+        "step_ms": quantiles([1000 * t for t in times]),
+        "steps_timed": len(times),
+    }
+
+
+def fresh_net(cfg: DictConfig, device: str):
+    torch.manual_seed(int(cfg.seed))
+    net = build_net(cfg).to(device)
+    optimizer = instantiate(cfg.optimizer)(params=[p for p in net.parameters() if p.requires_grad])
+    return net, optimizer
+
+
+# ------------------------------------------------------------------------------------ fusion throughput
+def bench_fusion_cpu(cfg: DictConfig, args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """CPU result for one composed config, and the batches it used (reused for the GPU runs)."""
+    batch_size = int(cfg.data.batch_size)
+    batches = full_batches(build_datamodule(cfg).train_dataloader(), args.warmup + args.steps, batch_size)
+    net, optimizer = fresh_net(cfg, "cpu")
+    flops = forward_flops(net, batch_to(batches[0], 2), per_sample_of=2)["forward_per_sample"]
+    before = load_avg()
+    times = time_steps(net, optimizer, batches, args.warmup)
+    return {
+        "batch_size": batch_size,
+        "optimizer": cfg.optimizer._target_,
+        **throughput(times, batch_size),
+        "params": parameter_summary(net),
+        "forward_flops_per_sample": flops,
+        "loadavg_before": before,
+        "loadavg_after": load_avg(),
+    }, batches
+
+
+def bench_fusion_gpu(cfg: DictConfig, batches: list[dict], args: argparse.Namespace) -> dict:
+    """fp32 and bf16-autocast train-step throughput on CUDA, with peak allocated GPU memory."""
+    batch_size = int(cfg.data.batch_size)
+    gpu_batches = [to_device(b, "cuda") for b in batches]
+    out = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        try:
+            net, optimizer = fresh_net(cfg, "cuda")
+            torch.cuda.reset_peak_memory_stats()
+            times = time_steps(net, optimizer, gpu_batches, args.warmup, dtype)
+            out[name] = {**throughput(times, batch_size), "peak_memory_bytes": int(torch.cuda.max_memory_allocated())}
+            del net, optimizer
+        except Exception as err:  # one model's failure must not lose the others' numbers
+            out[name] = {"error": f"{type(err).__name__}: {err}"}
+        torch.cuda.empty_cache()
+    return out
+
+
+def gpu_unavailable_reason() -> str | None:
+    if torch.cuda.is_available():
+        return None
+    return f"torch.cuda.is_available() is False (torch {torch.__version__}, CUDA build {torch.version.cuda})"
+
+
+def bench_fusions(data: str, base_overrides: list[str], fusions: list[str], args, tmp: Path) -> dict:
+    no_gpu = gpu_unavailable_reason()
+    results, gpu = {}, ({} if no_gpu is None else None)
+    with composer() as compose_cfg:
+        for fusion in fusions:
+            print(f"[bench] {data} × {fusion} …", flush=True)
+            try:
+                cfg = finish_config(compose_cfg([*base_overrides, f"fusion={fusion}"]), tmp)
+                results[fusion], batches = bench_fusion_cpu(cfg, args)
+                if gpu is not None:
+                    gpu[fusion] = bench_fusion_gpu(cfg, batches, args)
+            except Exception as err:  # record and go on to the next model
+                results[fusion] = {"error": f"{type(err).__name__}: {err}"}
+    return {
+        "cpu": results,
+        "gpu": None if gpu is None else {"device": torch.cuda.get_device_name(0), "results": gpu},
+        "gpu_reason": no_gpu,
+    }
+
+
+# -------------------------------------------------------------------------------------- data loading
+def timed_child_load(cache_dir: Path) -> dict:
+    """load_avdigits in a fresh interpreter (nothing imported, nothing in memory)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(cache_dir)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]})
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"load_avdigits failed in a child process:\n{proc.stderr.strip()[-2000:]}")
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": wall}
+
+
+def bench_load(tmp: Path) -> dict:
+    cache = tmp / "cache" / "avdigits"  # the reader's cache_dir under paths.cache_dir, empty so far
+    first = timed_child_load(cache)
+    cached = timed_child_load(cache)
+    return {
+        "first_use": first,
+        "cached": cached,
+        "cached_target_s": CACHED_LOAD_TARGET_S,
+        "target_met": cached["load_and_read_s"] <= CACHED_LOAD_TARGET_S,
+    }
+
+
+def bench_loader(cfg: DictConfig, args: argparse.Namespace) -> dict:
+    loader = build_datamodule(cfg).train_dataloader()
+    rates, samples = [], 0
+    for _ in range(args.loader_epochs):
+        samples, start = 0, time.perf_counter()
+        for i, batch in enumerate(loader):
+            samples += len(batch["label"])
+            if args.loader_batches and i + 1 >= args.loader_batches:
+                break
+        rates.append(samples / (time.perf_counter() - start))
+    return {
+        "batch_size": loader.batch_size,
+        "num_workers": loader.num_workers,
+        "samples_per_epoch": samples,
+        "epochs_timed": len(rates),
+        "samples_per_s": quantiles(rates),
+        "partial_epoch": bool(args.loader_batches),
+    }
+
+
+def bench_data(data: str, base_overrides: list[str], args, tmp: Path) -> dict:
+    load = bench_load(tmp) if data == "avdigits" else None
+    with composer() as compose_cfg:
+        cfg = finish_config(compose_cfg([*base_overrides, f"fusion={supported_fusions(data)[0]}"]), tmp)
+    return {
+        "load_avdigits": load,
+        "load_avdigits_reason": None if load else "--synthetic: no AV-Digits load timed",
+        "train_dataloader": bench_loader(cfg, args),
+    }
+
+
+# ------------------------------------------------------------------------------------------- output
+def context(args: argparse.Namespace, data: str, argv: list[str]) -> dict:
+    return {
+        "schema": SCHEMA,
+        "data": data if not args.synthetic else f"{data} (SYNTHETIC fixture)",
+        "command": " ".join(["scripts/bench.py", *argv]),
+        "quick": args.quick,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "hardware": hardware(),
+        "versions": versions(),
+    }
+
+
+def write_json(path: Path, record: dict) -> Path:
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+def fmt_rate(r: dict | None) -> str:
+    if not r or "samples_per_s" not in r:
+        return "error" if r else "-"
+    s = r["samples_per_s"]
+    return f"{s['median']:8.0f} [{s['q1']:.0f}–{s['q3']:.0f}]"
+
+
+def print_summary(fus: dict, data: dict) -> None:
+    gpu = (fus["gpu"] or {}).get("results", {})
+    print(f"\n{'fusion':<16}{'params':>10}{'fusion p.':>10}{'MFLOP/smp':>11}  {'CPU samples/s [IQR]':<22}"
+          + (f"{'GPU fp32':<22}{'GPU bf16':<22}" if gpu else ""))
+    for name, r in fus["cpu"].items():
+        if "error" in r:
+            print(f"{name:<16}  ERROR {r['error']}")
+            continue
+        line = (f"{name:<16}{r['params']['total']:>10,}{r['params']['fusion']:>10,}"
+                f"{r['forward_flops_per_sample'] / 1e6:>11.2f}  {fmt_rate(r):<22}")
+        if gpu:
+            line += f"{fmt_rate(gpu.get(name, {}).get('fp32')):<22}{fmt_rate(gpu.get(name, {}).get('bf16')):<22}"
+        print(line)
+    if not gpu:
+        print(f"GPU: not timed ({fus['gpu_reason']})")
+    load = data["load_avdigits"]
+    if load:
+        print(f"load_avdigits: first use {load['first_use']['load_and_read_s']:.2f} s, cached "
+              f"{load['cached']['load_and_read_s']:.2f} s (target ≤ {load['cached_target_s']:.0f} s: "
+              f"{'met' if load['target_met'] else 'NOT met'}; fresh process incl. start-up "
+              f"{load['cached']['process_s']:.2f} s)")
+    dl = data["train_dataloader"]
+    print(f"train dataloader: {dl['samples_per_s']['median']:.0f} samples/s (batch {dl['batch_size']}, "
+          f"{dl['num_workers']} workers{', partial epoch' if dl['partial_epoch'] else ''})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="repro-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data, base_overrides = data_source(args, tmp)
+        fusions = choose_fusions(data, args.fusions)
+        ctx, load_start = context(args, data, argv), load_avg()
+        data_rec = bench_data(data, base_overrides, args, tmp)
+        data_rec = {**ctx, "loadavg_before": load_start, "loadavg_after": load_avg(), **data_rec}
+        write_json(out / "data_loading.json", data_rec)
+        load_start = load_avg()
+        fus_rec = bench_fusions(data, base_overrides, fusions, args, tmp)
+        fus_rec = {**ctx, "loadavg_before": load_start, "loadavg_after": load_avg(), **fus_rec}
+        write_json(out / "fusion_throughput.json", fus_rec)
+    print_summary(fus_rec, data_rec)
+    print(f"\nwrote {out / 'fusion_throughput.json'} and {out / 'data_loading.json'}")
+    return 1 if any("error" in r for r in fus_rec["cpu"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

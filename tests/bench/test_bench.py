@@ -1,0 +1,77 @@
+"""scripts/bench.py --quick runs end to end on the embedded AV-Digits set and writes both JSON files.
+
+A plumbing check, not a timed test: the numbers of a 3-step run mean little, only that they are positive.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro.config import CONFIG_DIR
+
+SCRIPT = CONFIG_DIR.parent / "scripts" / "bench.py"
+FUSIONS = ("concat", "msaf")
+
+
+def avdigits_missing() -> str | None:
+    try:
+        from repro.data.avdigits import AVDIGITS_DIR, MANIFEST_FILE
+    except ImportError as err:
+        return f"repro.data.avdigits cannot be imported ({err})"
+    if not (AVDIGITS_DIR / MANIFEST_FILE).is_file():
+        return f"the embedded AV-Digits set is not built ({AVDIGITS_DIR / MANIFEST_FILE} is missing)"
+    return None
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(120)
+def test_quick_bench_writes_positive_numbers(tmp_path: Path):
+    reason = avdigits_missing()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--fusions", ",".join(FUSIONS), "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "samples/s" in proc.stdout
+
+    fus = json.loads((out / "fusion_throughput.json").read_text())
+    assert fus["schema"] == "repro.bench/1" and fus["quick"] is True
+    assert set(fus["cpu"]) == set(FUSIONS)
+    for name in FUSIONS:
+        r = fus["cpu"][name]
+        assert "error" not in r, r
+        assert r["batch_size"] == 64 and r["steps_timed"] == 3
+        assert r["samples_per_s"]["median"] > 0 and r["step_ms"]["median"] > 0
+        assert r["params"]["total"] >= r["params"]["fusion"] > 0
+        assert r["forward_flops_per_sample"] > 0
+    assert fus["torch_threads"] >= 1 and fus["hardware"]["cpu_count"] >= 1
+    assert (fus["gpu"] is None) == bool(fus["gpu_reason"])
+
+    data = json.loads((out / "data_loading.json").read_text())
+    load = data["load_avdigits"]
+    for phase in ("first_use", "cached"):
+        assert load[phase]["load_and_read_s"] > 0 and load[phase]["sizes"]["train"] > 0
+    assert isinstance(load["target_met"], bool)
+    assert data["train_dataloader"]["samples_per_s"]["median"] > 0
+
+
+def test_unknown_fusion_is_rejected():
+    bench = load_script()
+    with pytest.raises(SystemExit, match="unsupported fusion"):
+        bench.choose_fusions("avdigits", "concat,nope")
+    assert bench.quantiles([1.0, 2.0, 3.0, 4.0, 5.0]) == {"median": 3.0, "q1": 2.0, "q3": 4.0}
