@@ -236,7 +236,12 @@ def _fmt(value, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def has_paper(table: DictConfig, key: str) -> bool:
+    return any((row.get("paper") or {}).get(key) is not None for row in table.rows)
+
+
 def format_cells(table: DictConfig, row: dict) -> list[str]:
+    """Ours (mean ± s.e.), and where the paper reports the column, the paper's number and the difference."""
     out = []
     for col in table.columns:
         cell = row["cells"][col.key]
@@ -246,11 +251,14 @@ def format_cells(table: DictConfig, row: dict) -> list[str]:
             ours = _fmt(cell["mean"] * scale, digits)
             if cell["n"] > 1:
                 ours += f" ± {_fmt(cell['se'] * scale, digits)}"
+        out.append(ours)
+        if not has_paper(table, col.key):
+            continue
         paper = _fmt(cell["paper"], digits) if cell["paper"] is not None else "–"
         delta = "–"
         if cell["n"] and cell["paper"] is not None:
             delta = f"{cell['mean'] * scale - float(cell['paper']):+.{digits}f}"
-        out += [ours, paper, delta]
+        out += [paper, delta]
     return out
 
 
@@ -259,7 +267,10 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     rows = collect(table, smoke, out_root)
     header = ["Row"]
     for col in table.columns:
-        header += [f"{col.label} (ours)", f"{col.label} (paper)", "Δ"]
+        if has_paper(table, col.key):
+            header += [f"{col.label} (ours)", f"{col.label} (paper)", "Δ"]
+        else:
+            header.append(col.label)
     header.append("n")
     body = []
     for row in rows:

@@ -1,0 +1,68 @@
+"""Tables: aggregation from results records, rendering beside the paper, and resuming (SMOKE on fixtures)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from repro import tables
+from repro.results import write_record
+from tests.conftest import REPO_ROOT
+
+
+def test_mean_and_standard_error():
+    mean, se, n = tables.mean_se([0.5, 0.7, 0.9])
+    assert (mean, n) == (pytest.approx(0.7), 3)
+    assert se == pytest.approx(0.2 / math.sqrt(3))  # sample std 0.2, divided by sqrt(n)
+    assert tables.mean_se([0.4])[1] != tables.mean_se([0.4])[1]  # NaN: no error bar from one run
+
+
+def test_every_table_config_loads_and_names_supported_pairs():
+    from repro.config import supported_fusions
+
+    for name in tables.table_names():
+        table = tables.load_table(name)
+        data = table.data
+        for row in table.rows:
+            for override in row.get("overrides", []):
+                if override.startswith("fusion="):
+                    assert override.split("=", 1)[1] in supported_fusions(data), (name, row.label)
+
+
+def test_render_from_records_only(tmp_path):
+    # Hand-written records (test data, not results): two seeds of the two-stream row of mfas_t2.
+    table = tables.load_table("mfas_t2")
+    base = tables.table_dir(table, False, tmp_path) / "runs" / "two-stream"
+    for seed, acc in ((0, 0.80), (1, 0.90)):
+        write_record(base / f"seed_{seed}", {"status": "completed", "protocol": {"select_on": "val"},
+                                             "metrics": {"test": {"acc": acc}}})
+    write_record(base / "seed_2", {"status": "failed", "error": "boom", "metrics": {}})
+    md = tables.render_table("mfas_t2", out_root=tmp_path)
+    row = next(line for line in md.splitlines() if line.startswith("| Two-stream"))
+    assert "85.00 ± 5.00 | 87.78 | -2.78 | 2 |" in row  # the failed seed is not counted
+    assert "pending" in md and "88.38" in md
+    for suffix in (".md", ".tex", ".csv"):
+        assert (tmp_path / "tables" / f"mfas_t2{suffix}").is_file()
+
+
+def test_smoke_table_runs_then_resumes(tmp_path):
+    cmd = [sys.executable, "-m", "repro.tables", "run", "mfas_t2", "--smoke", "--rows", "two-stream",
+           "--out", str(tmp_path)]
+    first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "3 runs to do" in first.stdout and "SYNTHETIC" in first.stdout
+    # An interrupted table: one run's record is gone -> only that run is launched again.
+    (tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "two-stream" / "seed_1" / "results.json").unlink()
+    second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 runs to do" in second.stdout
+    assert "| Two-stream |" in second.stdout and "| 3 |" in second.stdout
+
+
+def test_unknown_table_is_one_line(capsys):
+    assert tables.main(["render", "no_such_table"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no table 'no_such_table'") and "\n" not in err
