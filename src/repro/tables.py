@@ -138,7 +138,7 @@ def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: lis
     subdir = "_".join(f"{k}_${{{k}}}" for k in keys)
     cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", *table.get("overrides", []), *plan.overrides, *extra, *sweeps,
            f"hydra.sweep.dir={plan.directory}", f"hydra.sweep.subdir={subdir}",
-           f"+tags.table={table.name}", f"+tags.row={plan.label}"]
+           f"+tags.table={table.name}", f"+tags.row={slug(plan.label)}"]  # slug: Hydra parses "(...)"
     if launcher:
         cmd.append(f"hydra/launcher={launcher}")
     return cmd

@@ -49,17 +49,17 @@ def test_render_from_records_only(tmp_path):
 
 
 def test_smoke_table_runs_then_resumes(tmp_path):
-    cmd = [sys.executable, "-m", "repro.tables", "run", "mfas_t2", "--smoke", "--rows", "two-stream",
+    cmd = [sys.executable, "-m", "repro.tables", "run", "mfas_t2", "--smoke", "--rows", "lenet-3-image",
            "--out", str(tmp_path)]
     first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "3 runs to do" in first.stdout and "SYNTHETIC" in first.stdout
     # An interrupted table: one run's record is gone -> only that run is launched again.
-    (tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "two-stream" / "seed_1" / "results.json").unlink()
+    (tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "lenet-3-image" / "seed_1" / "results.json").unlink()
     second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "1 runs to do" in second.stdout
-    assert "| Two-stream |" in second.stdout and "| 3 |" in second.stdout
+    assert "| LeNet-3 (image) |" in second.stdout and "| 3 |" in second.stdout
 
 
 def test_unknown_table_is_one_line(capsys):
