@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary, peak_memory
 from repro.config import CONFIG_DIR, ConfigError, check_cli, check_pair
+from repro.data.base import DataError
 from repro.data.datamodule import MultimodalDataModule
 from repro.models.net import FusionNet
 from repro.results import hardware, versions, write_record
@@ -137,11 +138,11 @@ def run(cfg: DictConfig) -> float | None:
     try:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
         datamodule = build_datamodule(cfg)
+        record["data_sizes"] = datamodule.split_sizes()  # read the data first: bad input fails before anything else
         net = build_net(cfg)
         task = build_task(cfg, net)
         trainer = build_trainer(cfg)
         record["params"] = parameter_summary(net)
-        record["data_sizes"] = datamodule.split_sizes()
         for lg in trainer.loggers:
             lg.log_hyperparams({"params": record["params"], **OmegaConf.to_container(cfg, resolve=True)})
         trainer.fit(task, datamodule=datamodule)
@@ -192,9 +193,17 @@ def print_summary(record: dict) -> None:
           f" params={record.get('params', {}).get('total')} wall={record['wall_time_s']:.1f}s")
 
 
+# Errors caused by the user's input or settings: shown as one line (the record already says "failed").
+USER_ERRORS = (ConfigError, DataError, FloatingPointError)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    try:
+        return run(cfg)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:

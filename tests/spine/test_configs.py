@@ -75,3 +75,11 @@ def test_cli_rejects_unknown_choice_with_one_line_and_exit_2():
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: unknown fusion 'does_not_exist'")
+
+
+def test_cli_missing_dataset_is_one_line_naming_the_path_and_fix(tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", "data=avmnist", f"paths.data_dir={tmp_path}",
+                           "callbacks=none"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: AV-MNIST folder") and str(tmp_path) in last and "fix:" in last
