@@ -249,7 +249,7 @@ def format_cells(table: DictConfig, row: dict) -> list[str]:
         ours = "–"
         if cell["n"]:
             ours = _fmt(cell["mean"] * scale, digits)
-            if cell["n"] > 1:
+            if cell["n"] > 1 and cell["se"] > 0:
                 ours += f" ± {_fmt(cell['se'] * scale, digits)}"
         out.append(ours)
         if not has_paper(table, col.key):
@@ -286,8 +286,10 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     if table.get("note"):
         notes += [str(table.note).strip(), ""]
     protocols = sorted({p for r in rows for p in r["protocols"]})
+    with_paper = any(has_paper(table, col.key) for col in table.columns)
     notes += [f"Ours: mean ± standard error over the repeats {OmegaConf.to_container(table.get('repeats'))}; "
-              f"checkpoint selected on {', '.join(protocols) or '–'}; Δ = ours − paper.", ""]
+              f"checkpoint selected on {', '.join(protocols) or '–'}" + ("; Δ = ours − paper." if with_paper else "."),
+              ""]
     md = "\n".join(notes) + _markdown(header, body)
     out = table_dir(table, smoke, out_root)
     atomic_write_text(out.with_suffix(".md"), md + "\n")
