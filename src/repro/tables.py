@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +224,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
             values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
             mean, se, n = mean_se([float(v) for v in values])
             paper = (row.get("paper") or {}).get(col.key)
-            cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper}
+            cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper, "values": [float(v) for v in values]}
         rows.append({"label": row.label, "kind": "external" if row.get("external") else
                      ("pending" if row.get("pending") else "ours"), "pending": row.get("pending"), "cells": cells,
                      "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records})})
@@ -295,7 +296,47 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     atomic_write_text(out.with_suffix(".md"), md + "\n")
     atomic_write_text(out.with_suffix(".csv"), _csv(header, body))
     atomic_write_text(out.with_suffix(".tex"), _latex(table.title, header, body))
+    plot_table(table, rows, out.with_suffix(".png"), smoke)
     return md
+
+
+def plot_table(table: DictConfig, rows: list[dict], path: Path, smoke: bool) -> None:
+    """Bar chart of the first column: ours (mean ± s.e.) per row, the paper's number as a marker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    col = table.columns[0]
+    scale = float(col.get("scale", 1.0))
+    labels = [r["label"] for r in rows]
+    cells = [r["cells"][col.key] for r in rows]
+    means = [c["mean"] * scale if c["n"] else 0.0 for c in cells]
+    errors = [c["se"] * scale if c["n"] > 1 and not math.isnan(c["se"]) else 0.0 for c in cells]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    y = list(range(len(rows)))[::-1]
+    ax.barh(y, means, xerr=errors, color="tab:blue", alpha=0.6, label="ours (mean ± s.e.)")
+    runs = [(yi, v * scale) for yi, c in zip(y, cells) for v in c["values"]]
+    if runs:
+        ax.scatter([v for _, v in runs], [yi for yi, _ in runs], s=12, color="tab:blue", zorder=3, label="each run")
+    paper = [(yi, float(c["paper"])) for yi, c in zip(y, cells) if c["paper"] is not None]
+    if paper:
+        ax.scatter([p for _, p in paper], [yi for yi, _ in paper], color="black", marker="x", zorder=3, label="paper")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(col.label)
+    finite = [m for m in means if m] + [p for _, p in paper] + [v for _, v in runs]
+    if finite:
+        ax.set_xlim(max(0.0, min(finite) - 5), max(finite) + 5)
+    title = ("SMOKE (synthetic fixtures) — " if smoke else "") + str(table.title)
+    fig.suptitle(textwrap.fill(title, 80), fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def _markdown(header: list[str], body: list[list[str]]) -> str:

@@ -44,7 +44,7 @@ def test_preset_is_picked_automatically(tmp_path):
 
 
 def test_experiment_and_debug_compose(tmp_path):
-    for extra in (["experiment=avdigits_msaf"], ["debug=default"], ["debug=fdr"]):
+    for extra in (["experiment=avdigits_msaf"], ["debug=default"], ["debug=fdr"], ["hparams_search=avdigits_optuna"]):
         compose_train(extra, tmp_path)
 
 

@@ -74,3 +74,10 @@ def test_loggers_write_offline(logger, tmp_path, data_dir):
         assert any(name.startswith("events.out.tfevents") for name in written)
     else:
         assert any(name.startswith("offline-run") for name in written)
+
+
+def test_optuna_sweep_optimises_the_returned_metric(tmp_path, data_dir):
+    train_cli(["-m", *FAST, "fusion=concat", "hparams_search=avdigits_optuna", "hydra.sweeper.n_trials=2",
+               "hydra.sweeper.sampler.n_startup_trials=1", f"hydra.sweep.dir={tmp_path}"], data_dir)
+    assert len(records(tmp_path)) == 2
+    assert (tmp_path / "optimization_results.yaml").is_file()

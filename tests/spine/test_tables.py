@@ -44,7 +44,7 @@ def test_render_from_records_only(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| Two-stream"))
     assert "85.00 ± 5.00 | 87.78 | -2.78 | 2 |" in row  # the failed seed is not counted
     assert "pending" in md and "88.38" in md
-    for suffix in (".md", ".tex", ".csv"):
+    for suffix in (".md", ".tex", ".csv", ".png"):
         assert (tmp_path / "tables" / f"mfas_t2{suffix}").is_file()
 
 
