@@ -25,20 +25,23 @@ def test_forward_is_head_of_pooled_last_tap():
     assert net.embed_dim == 16
 
 
+def twin_lenets(base: int, **switch) -> tuple[LeNet, LeNet]:
+    """Two LeNets with identical weights, the second with `switch` set (flag name -> value)."""
+    (name, value), = switch.items()
+    torch.manual_seed(0)
+    a = LeNet(1, base, 5, 10, **{name: not value}).eval()
+    torch.manual_seed(0)
+    return a, LeNet(1, base, 5, 10, **{name: value}).eval()
+
+
 def test_channels_last_gives_the_same_numbers():
-    torch.manual_seed(0)
-    a = LeNet(1, 8, 5, 10, channels_last=False).eval()
-    torch.manual_seed(0)
-    b = LeNet(1, 8, 5, 10, channels_last=True).eval()
+    a, b = twin_lenets(8, channels_last=True)
     x = torch.randn(2, 1, 112, 112)
     assert torch.allclose(a(x), b(x), atol=1e-5)
 
 
 def test_quirk_first_tap_after_pool():
-    torch.manual_seed(0)
-    paper = LeNet(1, 4, 5, 10, quirk_first_tap_after_pool=False).eval()
-    torch.manual_seed(0)
-    code = LeNet(1, 4, 5, 10, quirk_first_tap_after_pool=True).eval()
+    paper, code = twin_lenets(4, quirk_first_tap_after_pool=True)
     x = torch.randn(2, 1, 112, 112)
     assert code.taps(x)[0].shape[-1] == 56 and paper.taps(x)[0].shape[-1] == 112
     assert torch.allclose(paper(x), code(x), atol=1e-5)  # only the tap differs, not the network
