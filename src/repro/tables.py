@@ -157,6 +157,31 @@ def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | N
     return all(code == 0 for code in results)
 
 
+def preflight(table: DictConfig, extra: list[str]) -> str | None:
+    """Compose the first runnable row and read its dataset; the one-line reason when it cannot run."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from repro.config import ConfigError
+    from repro.data.base import DataError
+
+    row = next((r for r in table.rows if not (r.get("external") or r.get("pending"))), None)
+    if row is None:
+        return None
+    overrides = [*table.get("overrides", []), *row.get("overrides", []), *extra]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[o for o in overrides if not o.startswith("hydra")])
+        instantiate(cfg.data.reader).load(cfg.fold)
+    except (ConfigError, DataError) as err:
+        return str(err)
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
 def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_root: Path = Path("outputs"),
               rows: list[str] | None = None, jobs: int | None = None) -> int:
     """Launch the missing runs (`jobs` rows at a time, each its own process) and render the table."""
@@ -166,6 +191,10 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     extra = ["callbacks=none"] + (smoke_setup(table, out_root) if smoke else [])
     plans = plan_rows(table, smoke, out_root, rows)
     todo = [p for p in plans if p.missing]
+    problem = preflight(table, extra) if todo else None
+    if problem:
+        print(f"[tables] {table.name}: not run — {problem}", file=sys.stderr)
+        return 1
     n_runs = sum(len(p.missing) for p in todo)
     print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table))} repeats; "
           f"{n_runs} runs to do ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)

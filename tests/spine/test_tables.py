@@ -66,3 +66,11 @@ def test_unknown_table_is_one_line(capsys):
     assert tables.main(["render", "no_such_table"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no table 'no_such_table'") and "\n" not in err
+
+
+def test_table_without_its_dataset_is_not_launched(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "no_data_here"))
+    assert tables.main(["run", "mfas_t2", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("[tables] mfas_t2: not run — AV-MNIST folder") and "\n" not in err
+    assert not (tmp_path / "tables" / "mfas_t2" / "runs").exists()
