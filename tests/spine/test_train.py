@@ -103,3 +103,13 @@ def test_interrupted_run_records_interrupted(tmp_path, data_dir, monkeypatch):
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         run(cfg)
     assert read_record(tmp_path / "results.json")["status"] == "interrupted"
+
+
+def test_same_seed_same_result_with_deterministic(tmp_path, data_dir):
+    def once(sub: str, seed: int) -> dict:
+        overrides = [*AVMNIST, "fusion=msaf", f"seed={seed}", "deterministic=true"]
+        return train(tmp_path / sub, data_dir, overrides)["metrics"]
+
+    first, second, other = once("a", 7), once("b", 7), once("c", 8)
+    assert first["test"] == second["test"] and first["val"] == second["val"]  # losses included: exact floats
+    assert other["val"]["loss"] != first["val"]["loss"]  # and the seed matters
