@@ -25,6 +25,7 @@ from repro.analysis.complexity import batch_to, forward_flops, parameter_summary
 from repro.config import CONFIG_DIR, ConfigError, check_cli, check_pair
 from repro.data.base import DataError
 from repro.data.datamodule import MultimodalDataModule
+from repro.models.init import init_encoders
 from repro.models.net import FusionNet
 from repro.results import hardware, versions, write_record
 from repro.task import FusionTask
@@ -34,6 +35,7 @@ log = logging.getLogger("repro.train")
 
 def build_net(cfg: DictConfig) -> FusionNet:
     encoders = {m: instantiate(c) for m, c in cfg.backbone.encoders.items()}
+    init_encoders(encoders, cfg.backbone.get("init_from"))
     factory = instantiate(cfg.fusion.net, _convert_="all")
     return factory(encoders=encoders, num_classes=int(cfg.data.num_classes))
 

@@ -113,3 +113,21 @@ def test_same_seed_same_result_with_deterministic(tmp_path, data_dir):
     first, second, other = once("a", 7), once("b", 7), once("c", 8)
     assert first["test"] == second["test"] and first["val"] == second["val"]  # losses included: exact floats
     assert other["val"]["loss"] != first["val"]["loss"]  # and the seed matters
+
+
+def test_encoders_start_from_an_earlier_run(tmp_path, data_dir):
+    import torch
+
+    from repro.config import ConfigError
+    from repro.train import build_net
+
+    first = train(tmp_path / "image", data_dir, [*AVMNIST, "fusion=unimodal_image"])
+    ckpt = first["metrics"]["checkpoint"]
+    cfg = compose_train([*AVMNIST, "fusion=msaf", f"backbone.init_from.image={tmp_path / 'image'}"], tmp_path / "f",
+                        data_dir)
+    net = build_net(cfg)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert torch.equal(net.encoders["image"].head.weight, saved["net.encoders.image.head.weight"])
+    bad = compose_train([*AVMNIST, "fusion=msaf", f"backbone.init_from.audio={ckpt}"], tmp_path / "g", data_dir)
+    with pytest.raises(ConfigError, match="has no encoder 'audio'"):
+        build_net(bad)
