@@ -60,6 +60,12 @@ def load_table(name: str) -> DictConfig:
     return cfg
 
 
+def raw_overrides(node: DictConfig) -> list[str]:
+    """A table's or row's `overrides`, unresolved: `${seed}` in them is for the run's config, not the table's."""
+    value = node.get("overrides") if "overrides" in node else None
+    return [] if value is None else list(OmegaConf.to_container(value, resolve=False))
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
@@ -112,7 +118,7 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
             continue
         directory = base / slug(row.label)
         missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep))]
-        plans.append(RowPlan(row.label, directory, missing, list(row.get("overrides", []))))
+        plans.append(RowPlan(row.label, directory, missing, raw_overrides(row)))
     return plans
 
 
@@ -137,7 +143,7 @@ def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: lis
         raise TableError("internal: several repeat keys are launched one combination at a time")
     sweeps = [f"{k}={','.join(str(rep[k]) for rep in reps)}" for k in keys]
     subdir = "_".join(f"{k}_${{{k}}}" for k in keys)
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", *table.get("overrides", []), *plan.overrides, *extra, *sweeps,
+    cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", *raw_overrides(table), *plan.overrides, *extra, *sweeps,
            f"hydra.sweep.dir={plan.directory}", f"hydra.sweep.subdir={subdir}",
            f"+tags.table={table.name}", f"+tags.row={slug(plan.label)}"]  # slug: Hydra parses "(...)"
     if launcher:
@@ -169,7 +175,7 @@ def preflight(table: DictConfig, extra: list[str]) -> str | None:
     row = next((r for r in table.rows if not (r.get("external") or r.get("pending"))), None)
     if row is None:
         return None
-    overrides = [*table.get("overrides", []), *row.get("overrides", []), *extra]
+    overrides = [*raw_overrides(table), *raw_overrides(row), *extra]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
