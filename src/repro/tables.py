@@ -193,10 +193,11 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     """Launch the missing runs (`jobs` rows at a time, each its own process) and render the table."""
     table = load_table(name)
     jobs = max(1, int(jobs or table.get("jobs", 1)))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     extra = ["callbacks=none"] + (smoke_setup(table, out_root) if smoke else [])
     plans = plan_rows(table, smoke, out_root, rows)
     todo = [p for p in plans if p.missing]
+    jobs = min(jobs, max(1, len(todo)))  # fewer rows than jobs: give each row more threads
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     problem = preflight(table, extra) if todo else None
     if problem:
         print(f"[tables] {table.name}: not run — {problem}", file=sys.stderr)
