@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import hydra
@@ -31,6 +32,18 @@ from repro.results import hardware, versions, write_record
 from repro.task import FusionTask
 
 log = logging.getLogger("repro.train")
+
+
+class _DropUpstreamNoise(logging.Filter):
+    """Lightning advertises a cloud logger on every run; that line says nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "💡 Tip" not in str(record.msg)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropUpstreamNoise())
+# lightning 2.6 with torch 2.13: a deprecation inside lightning's own pytree helper, printed on every run.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def build_net(cfg: DictConfig) -> FusionNet:
