@@ -50,18 +50,15 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, open_dict  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
-from repro.config import CONFIG_DIR, supported_fusions  # noqa: E402
+from repro.config import compose_train, supported_fusions  # noqa: E402
 from repro.results import atomic_write_text, hardware, versions  # noqa: E402
 from repro.train import build_datamodule, build_net  # noqa: E402
 
@@ -128,20 +125,10 @@ def choose_fusions(data: str, wanted: str | None) -> list[str]:
     return names
 
 
-@contextlib.contextmanager
-def composer() -> Iterator:
-    """Yield compose(overrides) → the `train` config, as `python train.py <overrides>` would compose it."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        yield lambda overrides: compose(config_name="train", overrides=overrides)
-    GlobalHydra.instance().clear()
-
-
-def finish_config(cfg: DictConfig, tmp: Path) -> DictConfig:
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp / "run")  # no Hydra app, so no ${hydra:runtime.output_dir}
-        cfg.paths.cache_dir = str(tmp / "cache")  # shared with the data-loading benchmark's cache
-    return cfg
+def train_config(overrides: list[str], tmp: Path) -> DictConfig:
+    """The `train` config for `overrides`; run and cache dirs under `tmp` (the cache is shared with the
+    data-loading benchmark)."""
+    return compose_train(overrides, output_dir=tmp / "run", cache_dir=tmp / "cache")
 
 
 # -------------------------------------------------------------------------------------------- timing
@@ -270,16 +257,15 @@ def gpu_unavailable_reason() -> str | None:
 def bench_fusions(data: str, base_overrides: list[str], fusions: list[str], args, tmp: Path) -> dict:
     no_gpu = gpu_unavailable_reason()
     results, gpu = {}, ({} if no_gpu is None else None)
-    with composer() as compose_cfg:
-        for fusion in fusions:
-            print(f"[bench] {data} × {fusion} …", flush=True)
-            try:
-                cfg = finish_config(compose_cfg([*base_overrides, f"fusion={fusion}"]), tmp)
-                results[fusion], batches = bench_fusion_cpu(cfg, args)
-                if gpu is not None:
-                    gpu[fusion] = bench_fusion_gpu(cfg, batches, args)
-            except Exception as err:  # record and go on to the next model
-                results[fusion] = {"error": f"{type(err).__name__}: {err}"}
+    for fusion in fusions:
+        print(f"[bench] {data} × {fusion} …", flush=True)
+        try:
+            cfg = train_config([*base_overrides, f"fusion={fusion}"], tmp)
+            results[fusion], batches = bench_fusion_cpu(cfg, args)
+            if gpu is not None:
+                gpu[fusion] = bench_fusion_gpu(cfg, batches, args)
+        except Exception as err:  # record and go on to the next model
+            results[fusion] = {"error": f"{type(err).__name__}: {err}"}
     return {
         "cpu": results,
         "gpu": None if gpu is None else {"device": torch.cuda.get_device_name(0), "results": gpu},
@@ -333,8 +319,7 @@ def bench_loader(cfg: DictConfig, args: argparse.Namespace) -> dict:
 
 def bench_data(data: str, base_overrides: list[str], args, tmp: Path) -> dict:
     load = bench_load(tmp) if data == "avdigits" else None
-    with composer() as compose_cfg:
-        cfg = finish_config(compose_cfg([*base_overrides, f"fusion={supported_fusions(data)[0]}"]), tmp)
+    cfg = train_config([*base_overrides, f"fusion={supported_fusions(data)[0]}"], tmp)
     return {
         "load_avdigits": load,
         "load_avdigits_reason": None if load else "--synthetic: no AV-Digits load timed",

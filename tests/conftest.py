@@ -6,11 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
+from repro import config
 from repro.config import CONFIG_DIR
 from repro.data.fixtures import write_avmnist, write_folds
 
@@ -40,14 +37,4 @@ FAST = [
 
 def compose_train(overrides: list[str], output_dir: Path, data_dir: Path | None = None):
     """Compose configs/train.yaml as `python train.py <overrides>` would, with the run dir at output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.cache_dir = str(output_dir / "cache")
-        if data_dir is not None:
-            cfg.paths.data_dir = str(data_dir)
-        del cfg.hydra  # a Hydra app hands the task the config without its `hydra` node
-    return cfg
+    return config.compose_train(overrides, output_dir=output_dir, data_dir=data_dir, cache_dir=output_dir / "cache")

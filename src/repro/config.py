@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 # The repository's configs/ folder (this file is src/repro/config.py).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CHECKED_GROUPS = ("data", "fusion", "backbone", "trainer", "logger", "callbacks", "debug", "experiment",
@@ -68,3 +70,35 @@ def check_cli(argv: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
     for data in chosen.get("data", [DEFAULTS["data"]]):
         for fusion in chosen.get("fusion", [DEFAULTS["fusion"]]):
             check_pair(data, fusion, config_dir)
+
+
+def compose_train(
+    overrides: Sequence[str],
+    output_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> DictConfig:
+    """Compose configs/train.yaml as `python train.py <overrides>` would, outside a Hydra app.
+
+    Used by tests, benchmarks and the table pre-flight. Hydra's runtime config is registered (so the run's
+    choices and overrides are known) and removed from the returned config, as a Hydra app hands it over;
+    paths that a Hydra app would set (the run directory) can be given here.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        for key, value in (("output_dir", output_dir), ("data_dir", data_dir), ("cache_dir", cache_dir)):
+            if value is not None:
+                cfg.paths[key] = str(value)
+        del cfg.hydra
+    return cfg

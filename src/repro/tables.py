@@ -165,26 +165,20 @@ def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | N
 
 def preflight(table: DictConfig, extra: list[str]) -> str | None:
     """Compose the first runnable row and read its dataset; the one-line reason when it cannot run."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from repro.config import ConfigError
+    from repro.config import ConfigError, compose_train
     from repro.data.base import DataError
 
     row = next((r for r in table.rows if not (r.get("external") or r.get("pending"))), None)
     if row is None:
         return None
     overrides = [*raw_overrides(table), *raw_overrides(row), *extra]
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[o for o in overrides if not o.startswith("hydra")])
+        cfg = compose_train([o for o in overrides if not o.startswith("hydra")])
         instantiate(cfg.data.reader).load(cfg.fold)
     except (ConfigError, DataError) as err:
         return str(err)
-    finally:
-        GlobalHydra.instance().clear()
     return None
 
 
