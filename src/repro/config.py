@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 # The repository's configs/ folder (this file is src/repro/config.py).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CHECKED_GROUPS = ("data", "fusion", "backbone", "trainer", "logger", "callbacks", "debug", "experiment",
-                  "hparams_search")
+                  "hparams_search", "search")
 DEFAULTS = {"data": "avdigits", "fusion": "msaf"}
 _SWEEP_FUNCTION = re.compile(r"^\s*(glob|range|choice|interval|tag|sort|shuffle)\(")
 
@@ -48,8 +48,8 @@ def _values(value: str) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def check_cli(argv: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
-    """Validate `group=choice` arguments and every data × fusion pair they name."""
+def check_cli(argv: Sequence[str], config_dir: Path = CONFIG_DIR, pairs: bool = True) -> None:
+    """Validate `group=choice` arguments and (with `pairs`) every data × fusion pair they name."""
     chosen: dict[str, list[str]] = {}
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
@@ -65,6 +65,8 @@ def check_cli(argv: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
             if v not in options and v != "null":
                 raise ConfigError(f"unknown {key} {v!r}; choose one of: {', '.join(options)}")
         chosen[key] = values
+    if not pairs:
+        return
     if any(g in chosen for g in ("experiment", "hparams_search")) and not ("data" in chosen and "fusion" in chosen):
         return  # an experiment may set data/fusion itself; Hydra composes and `run` checks the pair
     for data in chosen.get("data", [DEFAULTS["data"]]):

@@ -135,15 +135,18 @@ class AVDigitsReader(Reader):
     name = "avdigits"
     prepare_hint = "reinstall the package or rebuild with `python scripts/make_avdigits.py`"
 
-    def __init__(self, scaling: str = "multibench", cache_dir: str | Path | None = None):
+    def __init__(self, scaling: str = "multibench", cache_dir: str | Path | None = None,
+                 data_dir: str | Path | None = None):
         self.scaling = scaling_for(scaling)
         self.cache_dir = cache_dir
+        # None = the embedded set; else a folder built by scripts/make_avdigits.py (e.g. the 55k/5k/10k variant).
+        self.data_dir = data_dir
 
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
         from repro.data.avdigits import load_avdigits
 
         self.check_fold(fold)
-        splits = load_avdigits(cache_dir=self.cache_dir)
+        splits = load_avdigits(cache_dir=self.cache_dir, data_dir=self.data_dir)
         out = {}
         for split in ("train", "val", "test"):
             s = splits[split]

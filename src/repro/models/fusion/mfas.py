@@ -1,0 +1,195 @@
+"""MFAS fusion networks (Pérez-Rúa et al., CVPR 2019; mfas.txt §3.1, Eqs. 1–2, and §3.3 "Final architecture").
+
+A found architecture is a list of triplets γ_l = (tap of modality x, tap of modality y, non-linearity) over
+two staged encoders (see `repro.search.space`). Every tap is globally average-pooled to a vector (§3.3,
+"Handling arbitrary tensor dimensions"), then
+
+    h_1 = σ_{γ^p_1}(W_1 [x_{γ^m_1}; y_{γ^n_1}])                    (Eq. 2)
+    h_l = σ_{γ^p_l}(W_l [x_{γ^m_l}; y_{γ^n_l}; h_{l-1}])            (Eq. 1)
+    ẑ_{x,y} = W_out h_L
+
+Each fusion layer is Linear → non-linearity → [BatchNorm1d] → Dropout, as the authors' `*_searchable.py`.
+
+- `MFASFusion` is the fusion MLP alone, on pooled features. The search trains it on cached features
+  (`repro.search.features`); weight sharing (§3.2) reuses its per-layer `Linear`s across sampled networks.
+- `MFASNet` is the whole network on two staged encoders (the `mfas_found` fusion config): the same MLP on live
+  taps, plus the multitask option of §3.3 — loss CE(ẑ_x)+CE(ẑ_y)+CE(ẑ_{x,y}) on the two unimodal heads and
+  the fused head, prediction = the sum of the three logit vectors (authors' `main_found_ntu.py`). The
+  two-phase schedule of §3.3 (encoders frozen first, then unfrozen) is the `FreezeEncoders` callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+
+from repro.models.backbones.base import StagedEncoder
+from repro.models.net import FusionNet, NetOutput
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+
+
+class MFASFusion(nn.Module):
+    """The fusion MLP of one architecture, given as (L, 3) codes over per-tap feature sizes.
+
+    `codes[l] = (i, j, p)`: layer l reads pooled tap i of modality x (size `x_dims[i]`), tap j of modality y
+    (`y_dims[j]`) and uses non-linearity `nonlinearities[p]`.
+    """
+
+    def __init__(
+        self,
+        codes: Sequence[Sequence[int]],
+        x_dims: Sequence[int],
+        y_dims: Sequence[int],
+        nonlinearities: Sequence[str],
+        num_classes: int,
+        inner_size: int = 16,
+        dropout: float = 0.5,
+        batchnorm: bool = False,
+    ):
+        super().__init__()
+        self.codes = [tuple(int(v) for v in row) for row in codes]
+        if not self.codes:
+            raise ValueError("an MFAS architecture needs at least one fusion layer")
+        self.layers = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        for l, (i, j, p) in enumerate(self.codes):
+            in_features = x_dims[i] + y_dims[j] + (inner_size if l > 0 else 0)
+            linear = nn.Linear(in_features, inner_size)
+            self.layers.append(linear)
+            post = [ACTIVATIONS[nonlinearities[p]]()]
+            if batchnorm:
+                post.append(nn.BatchNorm1d(inner_size))
+            post.append(nn.Dropout(dropout))
+            self.blocks.append(nn.Sequential(*post))
+        self.classifier = nn.Linear(inner_size, num_classes)
+
+    def share_key(self, l: int) -> tuple[int, int, int]:
+        """Weight-sharing key of layer l (mfas.txt §3.2: same layer index and same matrix size)."""
+        linear = self.layers[l]
+        return l, linear.in_features, linear.out_features
+
+    def forward(self, x_feats: Sequence[torch.Tensor], y_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        h = None
+        for (i, j, _), linear, block in zip(self.codes, self.layers, self.blocks):
+            parts = [x_feats[i], y_feats[j]] if h is None else [x_feats[i], y_feats[j], h]
+            h = block(linear(torch.cat(parts, dim=1)))
+        return self.classifier(h)
+
+
+def load_search_result(search_dir: str | Path, rank: int) -> tuple[str, dict[str, str]]:
+    """(architecture string, encoder checkpoints) of the rank-th best architecture of a finished search."""
+    from repro.search.state import read_search_record  # late import: models must not import the search at load
+
+    record = read_search_record(search_dir)
+    top = record.get("top") or []
+    if not 1 <= rank <= len(top):
+        raise ValueError(f"{search_dir}: the search found {len(top)} architectures; fusion.rank must be 1..{len(top)}")
+    return top[rank - 1]["arch"], dict(record.get("encoders") or {})
+
+
+class MFASNet(FusionNet):
+    """A found MFAS architecture on two staged encoders (`fusion=mfas_found`).
+
+    Give the architecture as a string (`arch`, the form `repro.search.space` prints) or as a finished search's
+    directory and rank (`search_dir`, `rank`); with `search_dir`, the encoders start from the checkpoints that
+    search used unless `backbone.init_from` already set them.
+    """
+
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        num_classes: int,
+        arch: str | None = None,
+        search_dir: str | None = None,
+        rank: int = 1,
+        modalities: Sequence[str] | None = None,
+        nonlinearities: Sequence[str] = ("relu", "sigmoid"),
+        max_layers: int = 4,
+        inner_size: int = 64,
+        dropout: float = 0.5,
+        batchnorm: bool = False,
+        multitask: bool = True,
+    ):
+        from repro.search.space import SearchSpace  # late import (see load_search_result)
+
+        if (arch is None) == (search_dir is None):
+            raise ValueError("mfas_found needs exactly one of fusion.net.arch (a string) or fusion.net.search_dir")
+        checkpoints = {}
+        if search_dir is not None:
+            arch, checkpoints = load_search_result(search_dir, int(rank))
+        parsed_modalities = [part.split(".", 1)[0].strip() for part in arch.split("|")[0].split("+")]
+        modalities = list(modalities or parsed_modalities)
+        super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
+        if checkpoints:
+            self._init_from_search(checkpoints)
+        space = SearchSpace.from_encoders(self.encoders, modalities, nonlinearities=nonlinearities,
+                                          max_layers=max_layers)
+        self.space = space
+        self.arch = space.format(space.parse(arch))
+        codes = space.codes(space.parse(arch))
+        x_enc, y_enc = self.encoders[space.x_modality], self.encoders[space.y_modality]
+        for m, enc in ((space.x_modality, x_enc), (space.y_modality, y_enc)):
+            if not isinstance(enc, StagedEncoder):
+                raise TypeError(f"MFAS needs staged encoders; {m!r} is {type(enc).__name__}")
+        self.fusion = MFASFusion(codes, x_enc.stage_channels, y_enc.stage_channels, space.nonlinearities,
+                                 num_classes, inner_size=inner_size, dropout=dropout, batchnorm=batchnorm)
+        self.multitask = multitask
+
+    def _init_from_search(self, checkpoints: Mapping[str, str]) -> None:
+        from repro.models.init import init_encoders
+
+        init_encoders(self.encoders, {m: c for m, c in checkpoints.items() if m in self.encoders})
+
+    def pooled_taps(self, batch) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]:
+        x = self.inputs(batch)
+        feats, logits = {}, {}
+        for m in (self.space.x_modality, self.space.y_modality):
+            enc = self.encoders[m]
+            taps = enc.taps(x[m])
+            feats[m] = [enc.pool(t) for t in taps]
+            logits[m] = enc.head(feats[m][-1])
+        return feats[self.space.x_modality], feats[self.space.y_modality], logits
+
+    def forward(self, batch):
+        x_feats, y_feats, logits = self.pooled_taps(batch)
+        fused = self.fusion(x_feats, y_feats)
+        out = NetOutput(logits=fused)
+        out.extras["fused_logits"] = fused
+        out.extras["modality_logits"] = torch.stack([logits[m] for m in self.modalities], dim=1)
+        if self.multitask:
+            out.logits = fused + sum(logits.values())  # authors' prediction: sum of the three logit vectors
+        return out
+
+    def compute_loss(self, out, target, criterion):
+        parts = {"fused": criterion(out.extras["fused_logits"], target)}
+        if self.multitask:
+            for k, m in enumerate(self.modalities):
+                parts[m] = criterion(out.extras["modality_logits"][:, k], target)
+        return torch.stack(list(parts.values())).sum(), parts
+
+
+class FreezeEncoders(BaseFinetuning):
+    """Two-phase training of a found architecture (mfas.txt §3.3): encoders frozen for the first
+    `frozen_epochs` epochs (only the fusion layers learn), then unfrozen and added to the optimiser with
+    learning rate `lr_ratio` × the fusion layers' rate. Lightning's `BaseFinetuning` does the freezing: frozen
+    BatchNorm layers stop updating their running statistics and normalise with batch statistics in training,
+    as the BatchNorm layers of the authors' frozen backbones (left in train mode) did."""
+
+    def __init__(self, frozen_epochs: int = 1, lr_ratio: float = 1.0):
+        super().__init__()
+        self.frozen_epochs = int(frozen_epochs)
+        self.lr_ratio = float(lr_ratio)
+
+    def freeze_before_training(self, pl_module) -> None:
+        if self.frozen_epochs > 0:
+            self.freeze(pl_module.net.encoders, train_bn=False)
+
+    def finetune_function(self, pl_module, current_epoch: int, optimizer) -> None:
+        if self.frozen_epochs > 0 and current_epoch == self.frozen_epochs:
+            lr = optimizer.param_groups[0]["lr"] * self.lr_ratio
+            self.unfreeze_and_add_param_group(pl_module.net.encoders, optimizer, lr=lr, train_bn=True)

@@ -1,0 +1,255 @@
+"""`python search.py data=<dataset> [search=mfas|random] [overrides]`: the whole MFAS pipeline, resumable.
+
+1. Pre-trained encoders (mfas.txt §3.2 assumes them): `backbone.init_from.<modality>` when given, else each
+   modality's unimodal network is trained here first with `train.py`'s machinery (`fusion=unimodal_<m>`,
+   `search.pretrain.max_epochs`), under `<search dir>/pretrain/<modality>` (skipped once completed).
+2. The feature cache of the frozen encoders' pooled taps (`repro.search.features`), built once per encoder
+   weights and data config under `${paths.cache_dir}/mfas_features/`.
+3. The search (`repro.search.algorithm`), recorded in `<search dir>/search.json` after every architecture.
+4. `<search dir>/found.yaml`: the top architectures and the `train.py` commands that train them to completion
+   (`fusion=mfas_found`).
+
+Re-running the same command resumes an interrupted search (or prints the finished result). The search
+directory is `search.dir` (default `outputs/search/<data>-<search.name>-seed<seed>`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from repro.config import CONFIG_DIR, ConfigError, check_cli
+from repro.data.base import DataError
+from repro.models.init import init_encoders
+from repro.results import FILENAME as RESULTS_FILE
+from repro.results import atomic_write_text, hardware, read_record, versions
+from repro.search.algorithm import Search, SearchSettings
+from repro.search.features import LiveFeatures, build_cache, encoder_fingerprint, load_cache
+from repro.search.space import SearchSpace, SearchSpaceError
+from repro.search.state import SearchState, SearchStateError
+from repro.search.trainer import TrainSettings, train_architecture
+
+log = logging.getLogger("repro.search")
+SEARCH_SPLITS = ("train", "val")
+
+
+def compose_search(overrides: list[str]) -> DictConfig:
+    """Compose configs/search.yaml (train.yaml + the `search` group) outside a Hydra app."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="search", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+# -- 1. pre-trained encoders ----------------------------------------------------------------------------------
+
+
+def pretrain_overrides(overrides: list[str], modality: str, max_epochs: int) -> list[str]:
+    """The user's data/backbone/trainer overrides, with the unimodal fusion of `modality`."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("search", "fusion"))]
+    return kept + [f"fusion=unimodal_{modality}", f"trainer.max_epochs={max_epochs}"]
+
+
+def pretrained_checkpoints(cfg: DictConfig, overrides: list[str], search_dir: Path) -> dict[str, str]:
+    from repro.config import compose_train
+    from repro.train import run as train_run
+
+    modalities = list(cfg.backbone.search_space.modalities)
+    given = dict(cfg.backbone.get("init_from") or {})
+    out = {}
+    for m in modalities:
+        if given.get(m):
+            out[m] = str(given[m])
+            continue
+        run_dir = search_dir / "pretrain" / m
+        record = run_dir / RESULTS_FILE
+        if not (record.is_file() and read_record(record).get("status") == "completed"):
+            log.info("pre-training the %s encoder (unimodal, %s epochs) in %s", m, cfg.search.pretrain.max_epochs,
+                     run_dir)
+            sub = compose_train(pretrain_overrides(overrides, m, int(cfg.search.pretrain.max_epochs)),
+                                output_dir=run_dir)
+            train_run(sub)
+        out[m] = str(run_dir)
+    return out
+
+
+# -- 2. encoders, data and features ------------------------------------------------------------------------------
+
+
+def build_encoders(cfg: DictConfig, checkpoints: dict[str, str]) -> dict[str, torch.nn.Module]:
+    modalities = list(cfg.backbone.search_space.modalities)
+    missing = [m for m in modalities if m not in cfg.backbone.encoders]
+    if missing:
+        raise SearchSpaceError(f"backbone.search_space.modalities names {missing}, but the backbone has encoders "
+                               f"{list(cfg.backbone.encoders)}")
+    encoders = {m: instantiate(cfg.backbone.encoders[m]) for m in modalities}
+    init_encoders(encoders, checkpoints)
+    for enc in encoders.values():
+        enc.eval().requires_grad_(False)
+    return encoders
+
+
+def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, modalities: list[str]):
+    if not cfg.search.cached:
+        return LiveFeatures(datasets, encoders[modalities[0]], encoders[modalities[1]], modalities), None
+    data_key = {"reader": OmegaConf.to_container(cfg.data.reader, resolve=True), "fold": cfg.fold,
+                "splits": {s: len(d) for s, d in datasets.items()}, "modalities": modalities}
+    key = encoder_fingerprint(encoders, data_key)[:16]
+    cache_dir = Path(cfg.paths.cache_dir) / "mfas_features" / f"{cfg.data.name}-{key}"
+    timing = {"dir": str(cache_dir), "built": False, "build_s": 0.0}
+    if not (cache_dir / "manifest.json").is_file():
+        start = time.perf_counter()
+        build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size))
+        timing.update(built=True, build_s=round(time.perf_counter() - start, 3))
+        log.info("feature cache built in %.1f s: %s", timing["build_s"], cache_dir)
+    start = time.perf_counter()
+    source = load_cache(cache_dir, modalities, list(datasets))
+    timing["load_s"] = round(time.perf_counter() - start, 3)
+    return source, timing
+
+
+def train_settings(cfg: DictConfig, labels: np.ndarray) -> TrainSettings:
+    t = OmegaConf.to_container(cfg.search.train, resolve=True)
+    settings = TrainSettings(task=str(cfg.data.task), **t)
+    if settings.task == "multilabel":
+        pos_weight = cfg.data.get("pos_weight")
+        if pos_weight == "auto":
+            positives = labels.sum(0).clip(min=1)
+            settings.pos_weight = ((len(labels) - positives) / positives).tolist()
+        elif pos_weight is not None:
+            settings.pos_weight = list(pos_weight)
+    return settings
+
+
+# -- 3./4. search and its outputs ------------------------------------------------------------------------------
+
+
+def header(cfg: DictConfig, space: SearchSpace, settings: SearchSettings, train: TrainSettings,
+           checkpoints: dict) -> dict:
+    return {
+        "strategy": settings.strategy, "data": str(cfg.data.name), "seed": int(cfg.seed),
+        "settings": {"search": {k: v for k, v in vars(settings).items()}, "train": vars(train),
+                     "cached": bool(cfg.search.cached)},
+        "space": {"x_modality": space.x_modality, "y_modality": space.y_modality, "x_taps": list(space.x_taps),
+                  "y_taps": list(space.y_taps), "nonlinearities": list(space.nonlinearities),
+                  "max_layers": space.max_layers, "description": space.describe()},
+        "encoders": checkpoints,
+    }
+
+
+def train_commands(cfg: DictConfig, search_dir: Path, top: list[dict]) -> list[str]:
+    return [f"python train.py data={cfg.data.name} fusion=mfas_found fusion.search_dir={search_dir} "
+            f"fusion.rank={t['rank']}" for t in top]
+
+
+def write_found(cfg: DictConfig, search_dir: Path, record: dict) -> Path:
+    lines = [f"# {record['strategy']} search on {record['data']} (seed {record['seed']}): the best architectures by "
+             "validation score.", "# Train one to completion with the command beside it (fusion=mfas_found).",
+             f"search_dir: {search_dir}", "top:"]
+    for t, command in zip(record["top"], train_commands(cfg, search_dir, record["top"])):
+        lines += [f"  - rank: {t['rank']}", f"    score: {t['score']:.4f}", f"    arch: \"{t['arch']}\"",
+                  f"    command: \"{command}\""]
+    path = search_dir / "found.yaml"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
+    search_dir = Path(cfg.search.dir)
+    search_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.search.get("threads"):
+        torch.set_num_threads(int(cfg.search.threads))
+    settings = SearchSettings(**{k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v)
+                                 for k, v in cfg.search.items() if k in SearchSettings.__dataclass_fields__})
+    start = time.perf_counter()
+    checkpoints = pretrained_checkpoints(cfg, overrides, search_dir)
+    pretrain_s = time.perf_counter() - start
+    torch.manual_seed(int(cfg.seed))
+    encoders = build_encoders(cfg, checkpoints)
+    sp = cfg.backbone.search_space
+    space = SearchSpace.from_encoders(encoders, list(sp.modalities), taps=sp.get("taps"),
+                                      nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers)
+    splits = instantiate(cfg.data.reader).load(cfg.fold)
+    datasets = {s: splits[s] for s in SEARCH_SPLITS}
+    source, cache = feature_source(cfg, encoders, datasets, list(sp.modalities))
+    train = train_settings(cfg, np.asarray(datasets["train"].labels))
+    state = SearchState.open(search_dir, header(cfg, space, settings, train, checkpoints))
+    state.record.update(hardware=hardware(), versions=versions(), config=OmegaConf.to_container(cfg, resolve=True))
+    timing = state.record["timing"]
+    timing["pretrain_s"] = round(timing.get("pretrain_s", 0.0) + pretrain_s, 3)
+    if cache:
+        timing["cache"] = cache
+    num_classes = int(cfg.data.num_classes)
+
+    def train_fn(codes, seed, bank):
+        return train_architecture(codes, source, space.nonlinearities, num_classes, train, seed, bank)
+
+    log.info(space.describe())
+    search = Search(space, settings, state, train_fn, int(cfg.seed), progress=log.info)
+    started = time.perf_counter()
+    try:
+        search.run()
+        state.record["status"] = "completed"
+    except (KeyboardInterrupt, SystemExit):
+        state.record.update(status="interrupted", error="interrupted; re-run the same command to resume")
+        raise
+    except Exception as err:
+        state.record.update(status="failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        timing["search_s"] = round(timing.get("search_s", 0.0) + time.perf_counter() - started, 3)
+        seconds = [e["seconds"] for e in state.record["evaluations"]]
+        timing["per_architecture_s"] = round(float(np.mean(seconds)), 4) if seconds else None
+        timing["architectures"] = len(seconds)
+        state.save()
+    found = write_found(cfg, search_dir, state.record)
+    print_summary(state.record, found)
+    return state.record
+
+
+def print_summary(record: dict, found: Path) -> None:
+    t = record["timing"]
+    print(f"[repro] {record['strategy']} search on {record['data']}: {t['architectures']} architectures, "
+          f"search {t['search_s']:.1f}s ({t['per_architecture_s']}s each)")
+    for top in record["top"]:
+        print(f"  {top['rank']}. val={top['score']:.4f}  {top['arch']}")
+    print(f"[repro] found architectures and their train.py commands: {found}")
+
+
+USER_ERRORS = (ConfigError, DataError, SearchSpaceError, SearchStateError, FloatingPointError)
+USAGE = """usage: python search.py [data=<dataset>] [search=mfas|random] [key=value ...]
+
+Runs the MFAS architecture search (or the random-search baseline) on a dataset: pre-trains the unimodal
+encoders unless backbone.init_from.<modality> is given, caches their pooled taps, searches, and writes
+<search.dir>/search.json and found.yaml. Re-run the same command to resume. Keys: configs/search/mfas.yaml."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    try:
+        check_cli(argv, pairs=False)
+        cfg = compose_search(argv)
+        run_search(cfg, argv)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume the search", file=sys.stderr)
+        sys.exit(130)
