@@ -70,9 +70,9 @@ def test_surrogate_learns_to_rank(encoding):
     import torch
 
     torch.manual_seed(0)
-    surrogate = RecurrentSurrogate(SPACE.shape, encoding=encoding)
+    surrogate = RecurrentSurrogate(SPACE.shape, encoding=encoding, embed_size=32, hidden_size=32, lr=1e-2)
     before = np.mean((surrogate.predict(archs) - scores) ** 2)
-    surrogate.fit(archs, scores, epochs=300)
+    surrogate.fit(archs, scores, epochs=150)
     after = np.mean((surrogate.predict(archs) - scores) ** 2)
     assert after < before / 5
     best, worst = np.array([[4, 2, 0]]), np.array([[0, 0, 1]])

@@ -237,7 +237,7 @@ def _load_array(cache_dir: Path, name: str, manifest: dict) -> torch.Tensor:
     expected = manifest["files"].get(name)
     if expected is None or list(arr.shape) != list(expected):
         raise _damaged(cache_dir, f"file {name} has shape {list(arr.shape)}, the manifest says {expected}")
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    return torch.from_numpy(np.array(arr))  # a private, writable copy in memory
 
 
 def _progress(iterable, description: str, enabled: bool):

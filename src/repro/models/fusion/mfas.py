@@ -92,6 +92,17 @@ def load_search_result(search_dir: str | Path, rank: int) -> tuple[str, dict[str
     return top[rank - 1]["arch"], dict(record.get("encoders") or {})
 
 
+def modalities_of(arch: str) -> list[str]:
+    """The two modality names an architecture string starts with ('audio.conv3+image.conv2/relu | ...')."""
+    from repro.search.space import SearchSpaceError
+
+    first = str(arch).split("|")[0].split("+")
+    if len(first) != 2 or not all("." in part for part in first):
+        raise SearchSpaceError(f"architecture {arch!r} is not of the form 'x.tap+y.tap/nonlinearity | ...' "
+                               "(e.g. 'audio.conv3+image.conv2/relu')")
+    return [part.split(".", 1)[0].strip() for part in first]
+
+
 class MFASNet(FusionNet):
     """A found MFAS architecture on two staged encoders (`fusion=mfas_found`).
 
@@ -122,8 +133,7 @@ class MFASNet(FusionNet):
         checkpoints = {}
         if search_dir is not None:
             arch, checkpoints = load_search_result(search_dir, int(rank))
-        parsed_modalities = [part.split(".", 1)[0].strip() for part in arch.split("|")[0].split("+")]
-        modalities = list(modalities or parsed_modalities)
+        modalities = list(modalities or modalities_of(arch))
         super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
         if checkpoints:
             self._init_from_search(checkpoints)
