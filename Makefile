@@ -49,14 +49,27 @@ tables-list: $(STAMP) ## List the tables
 bench: $(STAMP) ## Benchmarks: train-step throughput per fusion model and data loading → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
 
+bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digits) → outputs/bench/mfas_search.json
+	$(PY) scripts/bench_mfas.py $(ARGS)
+
+search: $(STAMP) ## MFAS architecture search; ARGS="data=avdigits search=random ..." (see README "MFAS")
+	$(PY) search.py $(ARGS)
+
+figure-mfas-search: $(STAMP) ## MFAS Fig. 5 (error per step, temperature) of a search → outputs/figures/mfas_search.png
+	$(PY) -m repro.analysis.search_plots $(or $(SEARCH),outputs/tables/avdigits_search/runs/mfas/seed_0)
+
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py
 
 avdigits: $(STAMP) ## Rebuild the embedded AV-Digits set (needs apt + pip registries)
 	$(PY) scripts/make_avdigits.py
 
+avdigits-full: $(STAMP) ## Build AV-Digits at AV-MNIST size (55k/5k/10k) into data/avdigits_full (for bench-mfas)
+	$(PY) scripts/make_avdigits.py --sizes 55000,5000,10000 --out $(or $(REPRO_DATA_DIR),data)/avdigits_full
+
 clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list bench figure-msaf-params avdigits clean
+.PHONY: help install train test test-full lint tables tables-list bench bench-mfas search figure-mfas-search \
+	figure-msaf-params avdigits avdigits-full clean

@@ -63,7 +63,7 @@ def pretrain_overrides(overrides: list[str], modality: str, max_epochs: int) -> 
     return kept + [f"fusion=unimodal_{modality}", f"trainer.max_epochs={max_epochs}"]
 
 
-def pretrained_checkpoints(cfg: DictConfig, overrides: list[str], search_dir: Path) -> dict[str, str]:
+def pretrained_checkpoints(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
     from repro.config import compose_train
     from repro.train import run as train_run
 
@@ -74,7 +74,7 @@ def pretrained_checkpoints(cfg: DictConfig, overrides: list[str], search_dir: Pa
         if given.get(m):
             out[m] = str(given[m])
             continue
-        run_dir = search_dir / "pretrain" / m
+        run_dir = Path(cfg.search.pretrain.dir) / m
         record = run_dir / RESULTS_FILE
         if not (record.is_file() and read_record(record).get("status") == "completed"):
             log.info("pre-training the %s encoder (unimodal, %s epochs) in %s", m, cfg.search.pretrain.max_epochs,
@@ -108,7 +108,7 @@ def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, modalities: 
     data_key = {"reader": OmegaConf.to_container(cfg.data.reader, resolve=True), "fold": cfg.fold,
                 "splits": {s: len(d) for s, d in datasets.items()}, "modalities": modalities}
     key = encoder_fingerprint(encoders, data_key)[:16]
-    cache_dir = Path(cfg.paths.cache_dir) / "mfas_features" / f"{cfg.data.name}-{key}"
+    cache_dir = Path(cfg.search.cache_dir) / f"{cfg.data.name}-{key}"
     timing = {"dir": str(cache_dir), "built": False, "build_s": 0.0}
     if not (cache_dir / "manifest.json").is_file():
         start = time.perf_counter()
@@ -175,7 +175,7 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     settings = SearchSettings(**{k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v)
                                  for k, v in cfg.search.items() if k in SearchSettings.__dataclass_fields__})
     start = time.perf_counter()
-    checkpoints = pretrained_checkpoints(cfg, overrides, search_dir)
+    checkpoints = pretrained_checkpoints(cfg, overrides)
     pretrain_s = time.perf_counter() - start
     torch.manual_seed(int(cfg.seed))
     encoders = build_encoders(cfg, checkpoints)
@@ -214,10 +214,24 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
         seconds = [e["seconds"] for e in state.record["evaluations"]]
         timing["per_architecture_s"] = round(float(np.mean(seconds)), 4) if seconds else None
         timing["architectures"] = len(seconds)
+        state.record["summary"] = summary(state.record)
         state.save()
     found = write_found(cfg, search_dir, state.record)
     print_summary(state.record, found)
     return state.record
+
+
+def summary(record: dict) -> dict:
+    """The numbers MFAS Tables 1 and 6 report, from the record."""
+    scores = [t["score"] for t in record["top"]]
+    hours = record["timing"]["search_s"] / 3600
+    steps = sum(1 for s in record["steps"] if s.get("done"))
+    return {"best": max(scores) if scores else None,
+            "top_mean": float(np.mean(scores)) if scores else None,
+            # sample standard deviation (ddof=1) of the top-k validation scores, as MFAS Table 1's "std"
+            "top_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
+            "steps": steps, "search_hours": hours, "hours_per_step": hours / steps if steps else None,
+            "architectures": len(record["evaluations"])}
 
 
 def print_summary(record: dict, found: Path) -> None:
