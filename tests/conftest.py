@@ -9,7 +9,7 @@ import pytest
 
 from repro import config
 from repro.config import CONFIG_DIR
-from repro.data.fixtures import write_avmnist, write_folds
+from repro.data.fixtures import write_avmnist, write_folds, write_mmimdb_hdf5
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO_ROOT = CONFIG_DIR.parent
@@ -17,11 +17,15 @@ REPO_ROOT = CONFIG_DIR.parent
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """A data_dir with SYNTHETIC avmnist/ (MultiBench layout), avmnist_mfas/ and synthetic_folds/."""
+    """A data_dir with SYNTHETIC avmnist/ (MultiBench layout), avmnist_mfas/, synthetic_folds/ and mmimdb/.
+
+    mmimdb/ holds 24/8/8 train/val/test rows: read it with `mmimdb_split_overrides()` (repro.data.fixtures).
+    """
     root = tmp_path_factory.mktemp("data")
     write_avmnist(root / "avmnist", layout="multibench")
     write_avmnist(root / "avmnist_mfas", layout="mfas")
     write_folds(root / "synthetic_folds")
+    write_mmimdb_hdf5(root / "mmimdb")
     return root
 
 

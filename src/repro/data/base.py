@@ -2,7 +2,11 @@
 
 Readers hold arrays (often memory-mapped) and hand them to `ArrayDataset`, which converts one sample at a
 time to float tensors with a per-modality affine scaling (`(x - shift) / scale`), so uint8 data stays uint8
-in memory. Bad input raises `DataError`: one line naming the file, what was expected and the fix.
+in memory. Array-likes that are not numpy arrays work too (e.g. `repro.data.mmimdb.H5Rows`, a lazy
+per-row view of an HDF5 dataset): the dataset only needs `len(a)`, `a[i]` for one sample, and `a[index]`
+returning another array-like (which is how `subset` stays a view). Multilabel datasets pass
+`label_dtype=torch.float32` so a multi-hot label row is not truncated to integers.
+Bad input raises `DataError`: one line naming the file, what was expected and the fix.
 """
 
 from __future__ import annotations
@@ -24,10 +28,29 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Scaling:
-    """Affine value scaling `(x - shift) / scale` applied when a sample is read."""
+    """Affine value scaling `(x - shift) / scale` applied when a sample is read.
 
-    shift: float = 0.0
-    scale: float = 1.0
+    `shift` and `scale` are scalars, or tuples with one value per channel (the first axis of a sample),
+    e.g. ImageNet mean/std normalisation of 0..255 pixels: shift = 255·mean, scale = 255·std.
+    """
+
+    shift: float | tuple[float, ...] = 0.0
+    scale: float | tuple[float, ...] = 1.0
+
+    def is_identity(self) -> bool:
+        return bool(np.all(np.asarray(self.shift) == 0.0) and np.all(np.asarray(self.scale) == 1.0))
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_identity():
+            return x
+        return (x - self._operand(self.shift, x)) / self._operand(self.scale, x)
+
+    @staticmethod
+    def _operand(v, x: torch.Tensor):
+        if np.ndim(v) == 0:
+            return float(v)  # scalars stay Python floats (the behaviour before per-channel values existed)
+        # per-channel: one value per entry of the sample's first axis, broadcast over the rest
+        return torch.as_tensor(v, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
 class ArrayDataset(Dataset):
@@ -40,6 +63,7 @@ class ArrayDataset(Dataset):
         ids: np.ndarray | None = None,
         scaling: Mapping[str, Scaling] | None = None,
         shapes: Mapping[str, tuple[int, ...]] | None = None,
+        label_dtype: torch.dtype = torch.long,
     ):
         n = len(labels)
         for m, a in arrays.items():
@@ -50,6 +74,8 @@ class ArrayDataset(Dataset):
         self.ids = ids if ids is not None else np.arange(n)
         self.scaling = dict(scaling or {})
         self.shapes = dict(shapes or {})
+        # long = class indices (cross-entropy); float32 = multi-hot rows (multilabel BCE).
+        self.label_dtype = label_dtype
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,13 +85,13 @@ class ArrayDataset(Dataset):
         if m in self.shapes:
             x = x.reshape(self.shapes[m])
         s = self.scaling.get(m)
-        if s is not None and (s.shift != 0.0 or s.scale != 1.0):
-            x = (x - s.shift) / s.scale
+        if s is not None:
+            x = s.apply(x)
         return x
 
     def __getitem__(self, i: int) -> dict:
         sample = {m: self._tensor(m, i) for m in self.arrays}
-        sample["label"] = torch.as_tensor(self.labels[i]).long()
+        sample["label"] = torch.as_tensor(self.labels[i]).to(self.label_dtype)
         sample["id"] = str(self.ids[i])
         return sample
 
@@ -77,6 +103,7 @@ class ArrayDataset(Dataset):
             self.ids[index],
             self.scaling,
             self.shapes,
+            self.label_dtype,
         )
 
 
