@@ -79,8 +79,9 @@ def compose_train(
     output_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    config_name: str = "train",
 ) -> DictConfig:
-    """Compose configs/train.yaml as `python train.py <overrides>` would, outside a Hydra app.
+    """Compose configs/<config_name>.yaml as `python train.py <overrides>` would, outside a Hydra app.
 
     Used by tests, benchmarks and the table pre-flight. Hydra's runtime config is registered (so the run's
     choices and overrides are known) and removed from the returned config, as a Hydra app hands it over;
@@ -94,7 +95,7 @@ def compose_train(
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
     HydraConfig.instance().set_config(cfg)

@@ -10,6 +10,11 @@ and writes Markdown, LaTeX and CSV beside the paper's numbers with the differenc
 Rows marked `external: true` are numbers a paper copied from elsewhere; rows with `pending: <reason>`
 are ours but not runnable yet (the reason is printed); both show the paper's number only.
 `--smoke` runs on SYNTHETIC fixtures with tiny budgets: it checks the machinery, its numbers mean nothing.
+
+Tables with `kind: search` (MFAS Tables 1 and 6) run `search.py` instead: one search per row and repeat
+(resumable, in `runs/<row>/<repeat>`), pre-trained encoders shared by the rows of a repeat
+(`pretrain/<repeat>`), columns read from each `search.json`. In any override, `{table:<name>}` stands for
+that table's output folder (so a row can train the architecture another table's search found).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from repro.results import FILENAME, atomic_write_text, read_record
 
 REPO_ROOT = CONFIG_DIR.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
+SEARCH_SCRIPT = REPO_ROOT / "search.py"
+RECORD_FILES = {"train": FILENAME, "search": "search.json"}  # table kind -> the record each run writes
+_TABLE_REF = re.compile(r"\{table:([A-Za-z0-9_-]+)\}")
 
 
 class TableError(ValueError):
@@ -57,7 +65,18 @@ def load_table(name: str) -> DictConfig:
         if key not in cfg:
             raise TableError(f"{path.relative_to(REPO_ROOT)} lacks the key {key!r}")
     cfg.name = name
+    if cfg.get("kind", "train") not in RECORD_FILES:
+        raise TableError(f"{path.relative_to(REPO_ROOT)}: kind must be one of {sorted(RECORD_FILES)}")
     return cfg
+
+
+def table_kind(table: DictConfig) -> str:
+    return str(table.get("kind", "train"))
+
+
+def expand_refs(overrides: list[str], smoke: bool, out_root: Path) -> list[str]:
+    """Replace `{table:<name>}` by that table's output folder (its smoke folder in smoke runs)."""
+    return [_TABLE_REF.sub(lambda m: str(table_dir(load_table(m.group(1)), smoke, out_root)), o) for o in overrides]
 
 
 def raw_overrides(node: DictConfig) -> list[str]:
@@ -91,6 +110,7 @@ class RowPlan:
     directory: Path
     missing: list[dict]
     overrides: list[str]
+    kind: str = "train"
 
 
 def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
@@ -112,22 +132,31 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
     base = table_dir(table, smoke, out_root) / "runs"
     plans = []
     for row in table.rows:
-        if row.get("external") or row.get("pending"):
+        if row.get("external") or row.get("pending") or row.get("records"):
             continue
         if rows and row.label not in rows and slug(row.label) not in rows:
             continue
         directory = base / slug(row.label)
-        missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep))]
-        plans.append(RowPlan(row.label, directory, missing, raw_overrides(row)))
+        kind = table_kind(table)
+        missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep), kind)]
+        plans.append(RowPlan(row.label, directory, missing, expand_refs(raw_overrides(row), smoke, out_root), kind))
     return plans
 
 
-def completed(run_dir: Path) -> bool:
-    path = run_dir / FILENAME
+def read_any_record(path: Path) -> dict:
+    if path.name == RECORD_FILES["search"]:
+        from repro.search.state import read_search_record
+
+        return read_search_record(path.parent)
+    return read_record(path)
+
+
+def completed(run_dir: Path, kind: str = "train") -> bool:
+    path = run_dir / RECORD_FILES[kind]
     if not path.is_file():
         return False
     try:
-        return read_record(path).get("status") == "completed"
+        return read_any_record(path).get("status") == "completed"
     except ValueError:
         return False
 
@@ -151,7 +180,17 @@ def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: lis
     return cmd
 
 
+def search_command(table: DictConfig, plan: RowPlan, rep: dict, extra: list[str]) -> list[str]:
+    """One `search.py` run (resumable) for one repeat; encoders pre-trained once per repeat for every row."""
+    pretrain = plan.directory.parent.parent / "pretrain" / repeat_dirname(rep)
+    return [sys.executable, str(SEARCH_SCRIPT), *raw_overrides(table), *plan.overrides, *extra,
+            *(f"{k}={v}" for k, v in rep.items()), f"search.dir={plan.directory / repeat_dirname(rep)}",
+            f"search.pretrain.dir={pretrain}"]
+
+
 def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | None, threads: int | None) -> bool:
+    if plan.kind == "search":
+        return all(subprocess.run(search_command(table, plan, rep, extra)).returncode == 0 for rep in plan.missing)
     batches = [plan.missing] if len(plan.missing[0]) == 1 else [[rep] for rep in plan.missing]
     env = dict(os.environ)
     if threads:
@@ -173,9 +212,14 @@ def preflight(table: DictConfig, extra: list[str]) -> str | None:
     row = next((r for r in table.rows if not (r.get("external") or r.get("pending"))), None)
     if row is None:
         return None
-    overrides = [*raw_overrides(table), *raw_overrides(row), *extra]
+    overrides = [o for o in [*raw_overrides(table), *raw_overrides(row), *extra] if not o.startswith("hydra")]
     try:
-        cfg = compose_train([o for o in overrides if not o.startswith("hydra")])
+        if table_kind(table) == "search":
+            from repro.search.run import compose_search
+
+            cfg = compose_search(overrides)
+        else:
+            cfg = compose_train([o for o in overrides if "{table:" not in o])
         instantiate(cfg.data.reader).load(cfg.fold)
     except (ConfigError, DataError) as err:
         return str(err)
@@ -218,11 +262,15 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
 
 # -- aggregation and rendering ---------------------------------------------------------------------------
 def lookup(record: dict, path: str):
+    """`a.b.0.c`: dict keys and list indices."""
     value = record
     for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return None
-        value = value[part]
     return value
 
 
@@ -243,10 +291,13 @@ def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
     for row in table.rows:
         records = []
         if not (row.get("external") or row.get("pending")):
+            # `records: <folder>`: the row reads the runs of another table (e.g. MFAS T6 the searches of T1)
+            row_dir = (Path(expand_refs([str(row.records)], smoke, out_root)[0]) if row.get("records")
+                       else base / slug(row.label))
             for rep in repeat_grid(table):
-                path = base / slug(row.label) / repeat_dirname(rep) / FILENAME
+                path = row_dir / repeat_dirname(rep) / RECORD_FILES[table_kind(table)]
                 if path.is_file():
-                    record = read_record(path)
+                    record = read_any_record(path)
                     if record.get("status") == "completed":
                         records.append(record)
         cells = {}
@@ -318,9 +369,10 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
         notes += [str(table.note).strip(), ""]
     protocols = sorted({p for r in rows for p in r["protocols"]})
     with_paper = any(has_paper(table, col.key) for col in table.columns)
-    notes += [f"Ours: mean ± standard error over the repeats {OmegaConf.to_container(table.get('repeats'))}; "
-              f"checkpoint selected on {', '.join(protocols) or '–'}" + ("; Δ = ours − paper." if with_paper else "."),
-              ""]
+    selected = ("" if table_kind(table) == "search" else
+                f"; checkpoint selected on {', '.join(protocols) or '–'}")
+    notes += [f"Ours: mean ± standard error over the repeats {OmegaConf.to_container(table.get('repeats'))}"
+              + selected + ("; Δ = ours − paper." if with_paper else "."), ""]
     md = "\n".join(notes) + _markdown(header, body)
     out = table_dir(table, smoke, out_root)
     atomic_write_text(out.with_suffix(".md"), md + "\n")

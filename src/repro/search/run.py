@@ -25,7 +25,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from repro.config import CONFIG_DIR, ConfigError, check_cli
+from repro.config import ConfigError, check_cli
 from repro.data.base import DataError
 from repro.models.init import init_encoders
 from repro.results import FILENAME as RESULTS_FILE
@@ -41,16 +41,15 @@ SEARCH_SPLITS = ("train", "val")
 
 
 def compose_search(overrides: list[str]) -> DictConfig:
-    """Compose configs/search.yaml (train.yaml + the `search` group) outside a Hydra app."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """Compose configs/search.yaml (train.yaml + the `search` group) outside a Hydra app; the search
+    directory is the run's output directory."""
+    from omegaconf import open_dict
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="search", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
+    from repro.config import compose_train
+
+    cfg = compose_train(overrides, config_name="search")
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.search.dir
     return cfg
 
 
@@ -58,8 +57,9 @@ def compose_search(overrides: list[str]) -> DictConfig:
 
 
 def pretrain_overrides(overrides: list[str], modality: str, max_epochs: int) -> list[str]:
-    """The user's data/backbone/trainer overrides, with the unimodal fusion of `modality`."""
-    kept = [o for o in overrides if not o.lstrip("+~").startswith(("search", "fusion"))]
+    """The user's data/backbone/trainer overrides, with the unimodal fusion of `modality`. The default callbacks
+    are kept (`callbacks=` dropped) so that the encoder is the best-validation checkpoint."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("search", "fusion", "callbacks="))]
     return kept + [f"fusion=unimodal_{modality}", f"trainer.max_epochs={max_epochs}"]
 
 
