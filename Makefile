@@ -56,7 +56,7 @@ search: $(STAMP) ## MFAS architecture search; ARGS="data=avdigits search=random 
 	$(PY) search.py $(ARGS)
 
 figure-mfas-search: $(STAMP) ## MFAS Fig. 5 (error per step, temperature) of a search → outputs/figures/mfas_search.png
-	$(PY) -m repro.analysis.search_plots $(or $(SEARCH),outputs/tables/avdigits_search/runs/mfas/seed_0)
+	$(PY) -m repro.analysis.search_plots $(or $(SEARCH),outputs/tables/avdigits_search/runs/mfas/seed_0 outputs/tables/avdigits_search/runs/random-search/seed_0)
 
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py

@@ -1,0 +1,27 @@
+"""Search tables (kind: search) and MFAS Fig. 5 on SYNTHETIC fixtures: MFAS T1 runs search.py per row and
+resumes, T6 reads T1's records, the figure draws from them. Smoke budgets: the numbers mean nothing."""
+
+from __future__ import annotations
+
+from repro.analysis.search_plots import main as figure_main
+from repro.tables import render_table, run_table
+
+
+def test_mfas_t1_smoke_then_t6_and_figure(tmp_path, capsys):
+    assert run_table("mfas_t1", smoke=True, out_root=tmp_path) == 0
+    runs = tmp_path / "tables" / "mfas_t1-smoke" / "runs"
+    assert (runs / "mfas" / "seed_0" / "search.json").is_file()
+    assert (runs / "random-search" / "seed_0" / "search.json").is_file()
+    assert (tmp_path / "tables" / "mfas_t1-smoke" / "pretrain" / "seed_0" / "audio" / "results.json").is_file()
+    md = render_table("mfas_t1", smoke=True, out_root=tmp_path)
+    assert "SMOKE" in md and "| MFAS |" in md and "0.9264" in md  # the paper's mean beside ours
+    capsys.readouterr()
+    assert run_table("mfas_t1", smoke=True, out_root=tmp_path) == 0  # resumes: nothing left to run
+    assert "0 runs to do" in capsys.readouterr().out
+    t6 = render_table("mfas_t6", smoke=True, out_root=tmp_path)
+    row = next(line for line in t6.splitlines() if line.startswith("| AV-MNIST"))
+    assert row.split("|")[2:4] == [" 2 ", " 12 "]  # smoke search: 1 iteration × 2 layers = 2 steps; paper 12
+    out = tmp_path / "fig.png"
+    assert figure_main([str(runs / "mfas" / "seed_0"), str(runs / "random-search" / "seed_0"), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert figure_main([str(tmp_path / "nowhere")]) == 1
