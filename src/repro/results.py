@@ -47,15 +47,36 @@ def write_record(run_dir: str | Path, record: dict) -> Path:
     return path
 
 
-def read_record(path: str | Path) -> dict:
+def read_json_record(path: str | Path, schema: str, fix: str, error: type[Exception] = ValueError) -> dict:
+    """A JSON record with a `schema` field (results.json, search.json); one-line `error`s ending with `fix`."""
     path = Path(path)
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run that run") from None
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"{path} has schema {record.get('schema')!r}, expected {SCHEMA!r}; re-run that run")
+        raise error(f"{path} is not valid JSON ({err}); {fix}") from None
+    if record.get("schema") != schema:
+        raise error(f"{path} has schema {record.get('schema')!r}, expected {schema!r}; {fix}")
     return record
+
+
+def read_record(path: str | Path) -> dict:
+    return read_json_record(path, SCHEMA, "delete it and re-run that run")
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically (a temporary file renamed into place) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def find_records(root: str | Path, status: str | None = "completed") -> Iterable[tuple[Path, dict]]:

@@ -36,7 +36,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import CONFIG_DIR
-from repro.results import FILENAME, atomic_write_text, read_record
+from repro.results import FILENAME, atomic_write_text, read_record, save_figure
 
 REPO_ROOT = CONFIG_DIR.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
@@ -121,7 +121,8 @@ def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
     fixture = smoke.get("fixture", "avmnist")
     root = out_root / "smoke_data"
     writers = {"avmnist": lambda: fixtures.write_avmnist(root / "avmnist"),
-               "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds")}
+               "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds"),
+               "mmimdb": lambda: fixtures.write_mmimdb_hdf5(root / "mmimdb")}
     if fixture not in writers:
         raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
     writers[fixture]()
@@ -408,17 +409,14 @@ def plot_table(table: DictConfig, rows: list[dict], path: Path, smoke: bool) -> 
     ax.set_xlabel(col.label)
     finite = [m for m in means if m] + [p for _, p in paper] + [v for _, v in runs]
     if finite:
-        ax.set_xlim(max(0.0, min(finite) - 5), max(finite) + 5)
+        margin = 0.05 * max(abs(v) for v in finite)  # 5 % of the scale: percentages and fractions alike
+        ax.set_xlim(max(0.0, min(finite) - margin), max(finite) + margin)
     title = ("SMOKE (synthetic fixtures) — " if smoke else "") + str(table.title)
     fig.suptitle(textwrap.fill(title, 80), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _markdown(header: list[str], body: list[list[str]]) -> str:

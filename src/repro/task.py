@@ -1,24 +1,107 @@
 """The one LightningModule: loss, metrics, optimiser and logging for every network (DESIGN.md, "Task").
 
-Task kinds implemented so far: ``classification`` (cross-entropy on logits; metrics from
-`repro.metrics.classification`). The network decides the final loss through `FusionNet.compute_loss`
-(e.g. multitask heads, the multiplicative combination's down-weighted loss, auxiliary alignment losses).
-Metrics are logged as ``<split>/<name>`` (``val/acc``, ``test/f1_macro``), losses as ``<split>/loss`` and
-``train/loss_<part>``. A non-finite loss stops training with one line saying where and what to change.
+A task kind says how logits and labels become a loss and metric inputs; `TASK_KINDS` is that table:
+
+- ``classification``  cross-entropy on logits, integer class labels; metrics `repro.metrics.classification`.
+- ``multilabel``      ``BCEWithLogitsLoss(pos_weight)`` on logits, multi-hot float labels (MM-IMDB genres, MFAS
+                      §4.3; the authors' "WeightedCrossEntropyWithLogits"); metrics `repro.metrics.multilabel`
+                      on ``sigmoid(logits) > threshold``.
+
+A new kind (regression, per-emotion binary) is one more `TaskKind` entry: its criterion factory, its metric
+builder, and the options each of them reads. The network decides the final loss through
+`FusionNet.compute_loss` (multitask heads, the multiplicative combination's down-weighted loss, auxiliary
+alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
+``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A non-finite loss stops training with
+one line saying where and what to change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import lightning as L
+import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from repro.metrics import build_classification_metrics
+from repro.metrics import build_classification_metrics, build_multilabel_metrics
 from repro.models.net import FusionNet
 
-TASK_KINDS = ("classification",)
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _as_pos_weight(pos_weight, num_classes: int) -> torch.Tensor | None:
+    if pos_weight is None:
+        return None
+    weight = torch.as_tensor(pos_weight, dtype=torch.float32).flatten()
+    if weight.numel() != num_classes or not torch.all(torch.isfinite(weight) & (weight > 0)):
+        raise ValueError(f"pos_weight must be {num_classes} positive finite numbers (one per label), 'auto' or null; "
+                         f"got {weight.numel()} values (set data.pos_weight)")
+    return weight
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
+
+
+def _to_long(x: torch.Tensor) -> torch.Tensor:
+    return x.long()
+
+
+def _classification_criterion(num_classes: int) -> nn.Module:
+    return nn.CrossEntropyLoss()
+
+
+def _multilabel_criterion(num_classes: int, pos_weight=None) -> nn.Module:
+    # pos_weight multiplies the positive term of each label's BCE: (negatives / positives) balances rare genres.
+    return nn.BCEWithLogitsLoss(pos_weight=_as_pos_weight(pos_weight, num_classes))
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """How one kind of task turns logits and labels into a loss and metric inputs."""
+
+    criterion: Callable[..., nn.Module]          # (num_classes, **criterion options) -> criterion(logits, target)
+    metrics: Callable[..., object]               # (names, num_classes, **metric options) -> MetricCollection
+    target: Callable[[torch.Tensor], torch.Tensor] = _identity         # batch label -> loss target
+    preds: Callable[[torch.Tensor], torch.Tensor] = _identity          # logits -> metric predictions
+    metric_target: Callable[[torch.Tensor], torch.Tensor] = _identity  # batch label -> metric target
+    criterion_options: tuple[str, ...] = ()
+    metric_options: tuple[str, ...] = ()
+
+
+TASK_KINDS: dict[str, TaskKind] = {
+    "classification": TaskKind(
+        criterion=_classification_criterion,
+        metrics=build_classification_metrics,
+    ),
+    "multilabel": TaskKind(
+        criterion=_multilabel_criterion,
+        metrics=build_multilabel_metrics,
+        target=_to_float,
+        preds=torch.sigmoid,            # the metrics threshold probabilities, never raw logits
+        metric_target=_to_long,
+        criterion_options=("pos_weight",),
+        metric_options=("threshold",),
+    ),
+}
+
+
+def auto_pos_weight(labels) -> list[float]:
+    """Per-label negatives / positives over the given (N, C) multi-hot labels (the train split's).
+
+    A label without any positive gets weight 1: its positive term never occurs in training, so any finite
+    value is the same loss, and 1 keeps the loss finite.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.ndim != 2:
+        raise ValueError(f"pos_weight: auto needs (N, C) multi-hot labels, got shape {labels.shape}")
+    positives = labels.sum(axis=0)
+    negatives = labels.shape[0] - positives
+    return np.where(positives > 0, negatives / np.maximum(positives, 1.0), 1.0).tolist()
 
 
 class FusionTask(L.LightningModule):
@@ -30,41 +113,52 @@ class FusionTask(L.LightningModule):
         metrics: Sequence[str] = ("acc",),
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., object] | None = None,
+        threshold: float | None = None,
+        pos_weight: Sequence[float] | torch.Tensor | None = None,
     ):
         super().__init__()
         if task not in TASK_KINDS:
-            raise ValueError(f"unknown task kind {task!r}; implemented: {TASK_KINDS} (set data.task)")
+            raise ValueError(f"unknown task kind {task!r}; implemented: {tuple(TASK_KINDS)} (set data.task)")
         self.net = net
         self.task = task
+        self.kind = TASK_KINDS[task]
+        options = {"threshold": threshold, "pos_weight": pos_weight}
+        unused = [k for k, v in options.items() if v is not None
+                  and k not in self.kind.criterion_options + self.kind.metric_options]
+        if unused:
+            raise ValueError(f"task kind {task!r} does not use {unused} (remove data.{unused[0]})")
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.scheduler_factory = scheduler
-        base = build_classification_metrics(list(metrics), num_classes)
+        metric_kw = {k: options[k] for k in self.kind.metric_options if options[k] is not None}
+        base = self.kind.metrics(list(metrics), num_classes, **metric_kw)
         # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix.
         self.metrics = torch.nn.ModuleDict(
             {f"{s}_metrics": base.clone(prefix=f"{s}/") for s in ("train", "val", "test")}
         )
-        self.criterion = F.cross_entropy
+        criterion_kw = {k: options[k] for k in self.kind.criterion_options if options[k] is not None}
+        # A module, so that tensors it holds (pos_weight) follow the task to its device.
+        self.criterion = self.kind.criterion(num_classes, **criterion_kw)
 
     def forward(self, batch):
         return self.net(batch)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         out = self.net(batch)
-        target = batch["label"]
-        loss, parts = self.net.compute_loss(out, target, self.criterion)
+        label = batch["label"]
+        loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             raise FloatingPointError(
                 f"{split} loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} ({detail}); "
                 "lower optimizer.lr or check the input data for NaN/inf"
             )
-        batch_size = target.shape[0]
+        batch_size = label.shape[0]
         self.log(f"{split}/loss", loss, prog_bar=split != "test", batch_size=batch_size, sync_dist=split != "train")
         if split == "train" and len(parts) > 1:
             for name, value in parts.items():
                 self.log(f"train/loss_{name}", value, batch_size=batch_size)
         metrics = self.metrics[f"{split}_metrics"]
-        metrics.update(out.logits.detach().float(), target)
+        metrics.update(self.kind.preds(out.logits.detach().float()), self.kind.metric_target(label))
         self.log_dict(metrics, prog_bar=split == "val", batch_size=batch_size)
         return loss
 

@@ -12,12 +12,14 @@ import sys
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +31,7 @@ from repro.data.datamodule import MultimodalDataModule
 from repro.models.init import init_encoders
 from repro.models.net import FusionNet
 from repro.results import hardware, versions, write_record
-from repro.task import FusionTask
+from repro.task import FusionTask, auto_pos_weight
 
 log = logging.getLogger("repro.train")
 
@@ -47,7 +49,12 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 
 
 def build_net(cfg: DictConfig) -> FusionNet:
-    encoders = {m: instantiate(c) for m, c in cfg.backbone.encoders.items()}
+    try:
+        encoders = {m: instantiate(c) for m, c in cfg.backbone.encoders.items()}
+    except InstantiationException as err:  # Hydra wraps constructor errors: show a user error as its one line
+        if isinstance(err.__cause__, USER_ERRORS):
+            raise err.__cause__ from None
+        raise
     init_encoders(encoders, cfg.backbone.get("init_from"))
     factory = instantiate(cfg.fusion.net, _convert_="all")
     return factory(encoders=encoders, num_classes=int(cfg.data.num_classes))
@@ -64,7 +71,28 @@ def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
     )
 
 
-def build_task(cfg: DictConfig, net: FusionNet) -> FusionTask:
+def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None) -> list[float] | None:
+    """`data.pos_weight`: null (no weighting), a list (one per label), or `auto` = negatives / positives per
+    label over the train split's labels (`auto_pos_weight`)."""
+    value = cfg.data.get("pos_weight")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value != "auto":
+            raise ConfigError(f"data.pos_weight={value!r}: use auto, null or a list of {cfg.data.num_classes} numbers")
+        if datamodule is None:
+            raise ConfigError("data.pos_weight=auto needs the datamodule (its train labels) to compute the weights")
+        datamodule.setup()
+        return auto_pos_weight(datamodule.splits["train"].labels)
+    weights = [float(v) for v in value]
+    if len(weights) != int(cfg.data.num_classes):
+        raise ConfigError(f"data.pos_weight lists {len(weights)} numbers, expected one per label "
+                          f"({cfg.data.num_classes})")
+    return weights
+
+
+def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule | None = None) -> FusionTask:
+    threshold = cfg.data.get("threshold")
     return FusionTask(
         net,
         task=cfg.data.task,
@@ -72,11 +100,22 @@ def build_task(cfg: DictConfig, net: FusionNet) -> FusionTask:
         metrics=list(cfg.data.metrics),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        threshold=None if threshold is None else float(threshold),
+        pos_weight=resolve_pos_weight(cfg, datamodule),
     )
 
 
+def callback_configs(node) -> list:
+    """Callback configs from a dict (name -> config) or a list; null entries are switched off."""
+    if not node:
+        return []
+    return [c for c in (node.values() if isinstance(node, Mapping) else node) if c]
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks = [instantiate(c) for c in callback_configs(cfg.get("callbacks"))]
+    # A fusion method's own callbacks (e.g. a fine-tuning schedule), `fusion.callbacks` in its config.
+    callbacks += [instantiate(c) for c in callback_configs(cfg.fusion.get("callbacks"))]
     patience = cfg.protocol.early_stopping_patience
     if patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(
@@ -155,7 +194,7 @@ def run(cfg: DictConfig) -> float | None:
         datamodule = build_datamodule(cfg)
         record["data_sizes"] = datamodule.split_sizes()  # read the data first: bad input fails before anything else
         net = build_net(cfg)
-        task = build_task(cfg, net)
+        task = build_task(cfg, net, datamodule)
         trainer = build_trainer(cfg)
         record["params"] = parameter_summary(net)
         for lg in trainer.loggers:

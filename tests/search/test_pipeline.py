@@ -155,7 +155,8 @@ def test_mfas_net_multitask_and_freezing():
     assert out.logits.shape == (3, 10)
     assert torch.allclose(out.logits, out.extras["fused_logits"] + out.extras["modality_logits"].sum(1))
     loss, parts = net.compute_loss(out, batch["label"], torch.nn.functional.cross_entropy)
-    assert set(parts) == {"fused", "audio", "image"} and loss.item() == pytest.approx(sum(p.item() for p in parts.values()))
+    assert set(parts) == {"fused", "audio", "image"}
+    assert loss.item() == pytest.approx(sum(p.item() for p in parts.values()))
 
     class Module(torch.nn.Module):
         def __init__(self):

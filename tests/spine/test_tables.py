@@ -27,7 +27,7 @@ def test_every_table_config_loads_and_names_supported_pairs():
         table = tables.load_table(name)
         data = table.data
         for row in table.rows:
-            for override in row.get("overrides", []):
+            for override in tables.raw_overrides(row):
                 if override.startswith("fusion="):
                     assert override.split("=", 1)[1] in supported_fusions(data), (name, row.label)
 
@@ -43,7 +43,7 @@ def test_render_from_records_only(tmp_path):
     md = tables.render_table("mfas_t2", out_root=tmp_path)
     row = next(line for line in md.splitlines() if line.startswith("| Two-stream"))
     assert "85.00 ± 5.00 | 87.78 | -2.78 | 2 |" in row  # the failed seed is not counted
-    assert "pending" in md and "88.38" in md
+    assert "88.38" in md  # the MFAS row (no records yet) still shows the paper's number
     for suffix in (".md", ".tex", ".csv", ".png"):
         assert (tmp_path / "tables" / f"mfas_t2{suffix}").is_file()
 

@@ -11,12 +11,12 @@ left panel with a small offset. Read from `search.json` only (`repro.search.stat
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from repro.results import save_figure
 from repro.search.state import SearchStateError, read_search_record
 
 
@@ -65,12 +65,7 @@ def plot_searches(dirs: list[Path], out: Path) -> Path:
     synthetic = any("smoke" in str(d) for d in dirs)
     fig.suptitle(("SMOKE (synthetic fixtures) — " if synthetic else "") + f"MFAS Fig. 5 on {data}", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

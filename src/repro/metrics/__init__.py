@@ -1,5 +1,22 @@
-"""Every paper metric, each named by its definition (DESIGN.md, "Task, protocol, metrics")."""
+"""Every paper metric, each named by its definition (DESIGN.md, "Task, protocol, metrics").
+
+`METRIC_BUILDERS` maps a task kind's metric family to its builder ``(names, num_classes, **options)``;
+the task (`repro.task.TASK_KINDS`) picks one per kind.
+"""
 
 from repro.metrics.classification import CLASSIFICATION_METRICS, build_classification_metrics
+from repro.metrics.multilabel import MULTILABEL_METRICS, SamplesF1, build_multilabel_metrics
 
-__all__ = ["CLASSIFICATION_METRICS", "build_classification_metrics"]
+METRIC_BUILDERS = {
+    "classification": build_classification_metrics,
+    "multilabel": build_multilabel_metrics,
+}
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "METRIC_BUILDERS",
+    "MULTILABEL_METRICS",
+    "SamplesF1",
+    "build_classification_metrics",
+    "build_multilabel_metrics",
+]

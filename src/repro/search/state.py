@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from repro.results import atomic_write_text
+from repro.results import atomic_write_text, read_json_record
 
 SCHEMA = "repro.search/1"
 FILENAME = "search.json"
@@ -34,13 +34,7 @@ def read_search_record(search_dir: str | Path) -> dict:
     if not path.is_file():
         raise SearchStateError(f"{path} does not exist: expected a search directory written by search.py "
                                "(run `python search.py data=<dataset>` first)")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise SearchStateError(f"{path} is not valid JSON ({err}); delete the search directory and re-run") from None
-    if record.get("schema") != SCHEMA:
-        raise SearchStateError(f"{path} has schema {record.get('schema')!r}, expected {SCHEMA!r}; re-run the search")
-    return record
+    return read_json_record(path, SCHEMA, "delete the search directory and re-run the search", SearchStateError)
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
