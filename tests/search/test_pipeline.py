@@ -184,3 +184,29 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert exit_.value.code == 1 and "unknown data 'nosuch'" in capsys.readouterr().err
     main(["--help"])
     assert "python search.py" in capsys.readouterr().out
+
+
+# -- MM-IMDB: the multilabel search (samples-F1 at 0.3, BCE with pos_weight) on the SYNTHETIC hdf5 fixture --------
+
+MMIMDB = ["data=mmimdb", "data.reader.train_end=24", "data.reader.val_end=32", "data.reader.test_end=40",
+          "data.batch_size=8", "backbone.encoders.image.pretrained=null", "backbone.encoders.image.width=0.0625"]
+
+
+def test_mmimdb_search_and_found_architecture(tmp_path, data_dir):
+    overrides = [*MMIMDB, "search=mfas_mmimdb", "search.iterations=1", "search.max_layers=2", "search.samples=2",
+                 "search.surrogate.epochs=2", "search.pretrain.max_epochs=1", "search.train.batch_size=8",
+                 "callbacks=none", "count_flops=false", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
+                 f"search.dir={tmp_path / 's'}"]
+    cfg = compose_search(overrides)
+    assert cfg.search.iterations == 1 and cfg.search.train.threshold == 0.3
+    record = run_search(cfg, overrides)
+    assert record["space"]["x_taps"][0] == "relu4_1" and len(record["space"]["x_taps"]) == 8
+    assert record["space"]["nonlinearities"] == ["relu", "sigmoid", "leaky_relu"]
+    assert len(record["evaluations"]) == 8 * 2 * 3 + 2  # all one-layer architectures, then K = 2
+    assert len(record["settings"]["train"]["pos_weight"]) == 23  # pos_weight: auto from the train labels
+    assert all(0.0 <= e["score"] <= 1.0 for e in record["evaluations"])  # samples-F1
+    run_dir = tmp_path / "found"
+    train_run(compose_train([*MMIMDB, "fusion=mfas_found", f"fusion.search_dir={tmp_path / 's'}",
+                             "trainer.max_epochs=2", *FAST[1:]], run_dir, data_dir))
+    result = read_record(run_dir / "results.json")
+    assert result["status"] == "completed" and "f1_weighted" in result["metrics"]["test"]
