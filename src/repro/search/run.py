@@ -36,7 +36,10 @@ from repro.search.space import SearchSpace, SearchSpaceError
 from repro.search.state import SearchState, SearchStateError
 from repro.search.trainer import TrainSettings, train_architecture
 
-log = logging.getLogger("repro.search")
+
+def say(message: str) -> None:
+    """Progress lines on stdout (Lightning's runs in between reconfigure logging)."""
+    print(f"[repro.search] {message}", flush=True)
 SEARCH_SPLITS = ("train", "val")
 
 
@@ -77,8 +80,7 @@ def pretrained_checkpoints(cfg: DictConfig, overrides: list[str]) -> dict[str, s
         run_dir = Path(cfg.search.pretrain.dir) / m
         record = run_dir / RESULTS_FILE
         if not (record.is_file() and read_record(record).get("status") == "completed"):
-            log.info("pre-training the %s encoder (unimodal, %s epochs) in %s", m, cfg.search.pretrain.max_epochs,
-                     run_dir)
+            say(f"pre-training the {m} encoder (unimodal, {cfg.search.pretrain.max_epochs} epochs) in {run_dir}")
             sub = compose_train(pretrain_overrides(overrides, m, int(cfg.search.pretrain.max_epochs)),
                                 output_dir=run_dir)
             train_run(sub)
@@ -114,7 +116,7 @@ def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, modalities: 
         start = time.perf_counter()
         build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size))
         timing.update(built=True, build_s=round(time.perf_counter() - start, 3))
-        log.info("feature cache built in %.1f s: %s", timing["build_s"], cache_dir)
+        say(f"feature cache built in {timing['build_s']:.1f} s: {cache_dir}")
     start = time.perf_counter()
     source = load_cache(cache_dir, modalities, list(datasets))
     timing["load_s"] = round(time.perf_counter() - start, 3)
@@ -197,8 +199,8 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     def train_fn(codes, seed, bank):
         return train_architecture(codes, source, space.nonlinearities, num_classes, train, seed, bank)
 
-    log.info(space.describe())
-    search = Search(space, settings, state, train_fn, int(cfg.seed), progress=log.info)
+    say(space.describe())
+    search = Search(space, settings, state, train_fn, int(cfg.seed), progress=say)
     started = time.perf_counter()
     try:
         search.run()
