@@ -32,7 +32,10 @@ def available(group: str, config_dir: Path = CONFIG_DIR) -> list[str]:
 
 def supported_fusions(data: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     prefix = f"{data}_"
-    return sorted(name[len(prefix):] for name in available("preset", config_dir) if name.startswith(prefix))
+    # presets of a data set whose name extends this one's (avdigits_full_* for avdigits) are not this one's
+    longer = tuple(f"{d}_" for d in available("data", config_dir) if d.startswith(prefix))
+    return sorted(name[len(prefix):] for name in available("preset", config_dir)
+                  if name.startswith(prefix) and not name.startswith(longer))
 
 
 def check_pair(data: str, fusion: str, config_dir: Path = CONFIG_DIR) -> None:

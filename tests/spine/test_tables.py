@@ -25,7 +25,7 @@ def test_every_table_config_loads_and_names_supported_pairs():
 
     for name in tables.table_names():
         table = tables.load_table(name)
-        data = table.data
+        data = table.get("data")
         for row in table.rows:
             for override in tables.raw_overrides(row):
                 if override.startswith("fusion="):

@@ -21,7 +21,8 @@ def train(tmp_path, data_dir, overrides):
 AVMNIST = ["data=avmnist", "data.reader.val_size=20"]
 
 
-@pytest.mark.parametrize("fusion", supported_fusions("avmnist"))
+# mfas_found needs a finished search: trained end to end in tests/search/test_pipeline.py
+@pytest.mark.parametrize("fusion", sorted(set(supported_fusions("avmnist")) - {"mfas_found"}))
 def test_every_avmnist_fusion_trains_one_step(fusion, tmp_path, data_dir):
     record = train(tmp_path, data_dir, [*AVMNIST, f"fusion={fusion}"])
     assert record["status"] == "completed"
