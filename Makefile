@@ -40,7 +40,7 @@ lint: $(STAMP) ## ruff
 tables: $(STAMP) ## Run and render every table (SMOKE=1 for fixtures)
 	$(PY) -m repro.tables run all $(TABLE_FLAGS)
 
-table-%: $(STAMP) ## Run + render one table, e.g. make table-avdigits, make table-mfas-t2 SMOKE=1
+table-%: $(STAMP) ## Run + render one table (and the tables it needs), e.g. make table-avdigits-search, make table-mfas-t2 SMOKE=1
 	$(PY) -m repro.tables run $* $(TABLE_FLAGS)
 
 tables-list: $(STAMP) ## List the tables
@@ -48,6 +48,9 @@ tables-list: $(STAMP) ## List the tables
 
 bench: $(STAMP) ## Benchmarks: train-step throughput per fusion model and data loading → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
+
+table-avdigits-search: $(STAMP) ## Random search vs MFAS on AV-Digits (3 seeds, CPU) + their best architectures trained
+	$(PY) -m repro.tables run avdigits_search_found $(TABLE_FLAGS)
 
 bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digits) → outputs/bench/mfas_search.json
 	$(PY) scripts/bench_mfas.py $(ARGS)
@@ -71,5 +74,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list bench bench-mfas search figure-mfas-search \
-	figure-msaf-params avdigits avdigits-full clean
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
+	figure-mfas-search figure-msaf-params avdigits avdigits-full clean

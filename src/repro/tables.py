@@ -229,8 +229,12 @@ def preflight(table: DictConfig, extra: list[str]) -> str | None:
 
 def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_root: Path = Path("outputs"),
               rows: list[str] | None = None, jobs: int | None = None) -> int:
-    """Launch the missing runs (`jobs` rows at a time, each its own process) and render the table."""
+    """Launch the missing runs (`jobs` rows at a time, each its own process) and render the table.
+    Tables named in `needs` (e.g. the search whose architecture a row trains) are run first."""
     table = load_table(name)
+    for needed in table.get("needs") or []:
+        if run_table(str(needed), smoke, launcher, out_root, None, jobs) != 0:
+            print(f"[tables] {table.name}: needed table {needed} did not complete; its rows may fail", file=sys.stderr)
     jobs = max(1, int(jobs or table.get("jobs", 1)))
     extra = ["callbacks=none"] + (smoke_setup(table, out_root) if smoke else [])
     plans = plan_rows(table, smoke, out_root, rows)

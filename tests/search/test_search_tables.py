@@ -21,6 +21,11 @@ def test_mfas_t1_smoke_then_t6_and_figure(tmp_path, capsys):
     t6 = render_table("mfas_t6", smoke=True, out_root=tmp_path)
     row = next(line for line in t6.splitlines() if line.startswith("| AV-MNIST"))
     assert row.split("|")[2:4] == [" 2 ", " 12 "]  # smoke search: 1 iteration × 2 layers = 2 steps; paper 12
+    # MFAS T2's MFAS row trains T1's best architecture; `needs` runs T1 first (complete here: nothing to do)
+    assert run_table("mfas_t2", smoke=True, out_root=tmp_path, rows=["mfas-best-found-architecture"]) == 0
+    t2 = render_table("mfas_t2", smoke=True, out_root=tmp_path)
+    row = next(line for line in t2.splitlines() if line.startswith("| MFAS"))
+    assert row.rstrip().endswith("| 3 |")  # 3 seeds trained
     out = tmp_path / "fig.png"
     assert figure_main([str(runs / "mfas" / "seed_0"), str(runs / "random-search" / "seed_0"), "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000

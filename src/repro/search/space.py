@@ -25,11 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from repro.config import ConfigError
+
 NONLINEARITIES = ("relu", "sigmoid", "leaky_relu")  # the authors' codes 0, 1, 2
 LAYER_SEPARATOR = " | "
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(ConfigError):
     """An architecture (or a search-space definition) that does not fit; the message is one line."""
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 
+from repro.config import ConfigError
 from repro.results import atomic_write_text, read_json_record
 
 SCHEMA = "repro.search/1"
 FILENAME = "search.json"
 
 
-class SearchStateError(ValueError):
+class SearchStateError(ConfigError):
     """A search directory that cannot be resumed as asked; the message is one line with the fix."""
 
 
