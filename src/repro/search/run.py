@@ -172,8 +172,6 @@ def write_found(cfg: DictConfig, search_dir: Path, record: dict) -> Path:
 def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     search_dir = Path(cfg.search.dir)
     search_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.search.get("threads"):
-        torch.set_num_threads(int(cfg.search.threads))
     settings = SearchSettings(**{k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v)
                                  for k, v in cfg.search.items() if k in SearchSettings.__dataclass_fields__})
     start = time.perf_counter()
@@ -202,6 +200,9 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     say(space.describe())
     search = Search(space, settings, state, train_fn, int(cfg.seed), progress=say)
     started = time.perf_counter()
+    threads = torch.get_num_threads()
+    if cfg.search.get("threads"):  # only for the search loop: pre-training and the cache use every thread
+        torch.set_num_threads(int(cfg.search.threads))
     try:
         search.run()
         state.record["status"] = "completed"
@@ -212,6 +213,7 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
         state.record.update(status="failed", error=f"{type(err).__name__}: {err}")
         raise
     finally:
+        torch.set_num_threads(threads)
         timing["search_s"] = round(timing.get("search_s", 0.0) + time.perf_counter() - started, 3)
         seconds = [e["seconds"] for e in state.record["evaluations"]]
         timing["per_architecture_s"] = round(float(np.mean(seconds)), 4) if seconds else None
