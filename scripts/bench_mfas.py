@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "pretrain_s": timing["pretrain_s"], "wall_s": round(wall, 1), "target_s": TARGET_S,
         "target_met": timing["search_s"] + timing["cache"]["build_s"] <= TARGET_S,
         "top": record["top"], "torch_threads": torch.get_num_threads(),
+        "search_threads": record["config"]["search"]["threads"],
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "hardware": hardware(),
         "versions": versions(),
     }
