@@ -6,8 +6,11 @@ A task kind says how logits and labels become a loss and metric inputs; `TASK_KI
 - ``multilabel``      ``BCEWithLogitsLoss(pos_weight)`` on logits, multi-hot float labels (MM-IMDB genres, MFAS
                       §4.3; the authors' "WeightedCrossEntropyWithLogits"); metrics `repro.metrics.multilabel`
                       on ``sigmoid(logits) > threshold``.
+- ``regression``      real-valued sentiment (CMU-MOSI/MOSEI, [-3, 3]): a (B, 1) or (B,) output against float
+                      labels of shape (B,) or (B, 1), both flattened to (B,); loss ``l1`` (default, MulT's
+                      ``L1Loss``) or ``mse`` (option ``loss``); metrics `repro.metrics.sentiment` on the raw output.
 
-A new kind (regression, per-emotion binary) is one more `TaskKind` entry: its criterion factory, its metric
+A new kind (per-emotion binary) is one more `TaskKind` entry: its criterion factory, its metric
 builder, and the options each of them reads. The network decides the final loss through
 `FusionNet.compute_loss` (multitask heads, the multiplicative combination's down-weighted loss, auxiliary
 alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from repro.metrics import build_classification_metrics, build_multilabel_metrics
+from repro.metrics import build_classification_metrics, build_multilabel_metrics, build_sentiment_metrics
 from repro.models.net import FusionNet
 
 
@@ -60,6 +63,46 @@ def _multilabel_criterion(num_classes: int, pos_weight=None) -> nn.Module:
     return nn.BCEWithLogitsLoss(pos_weight=_as_pos_weight(pos_weight, num_classes))
 
 
+def _flatten_scores(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1) -> (B,); any other shape unchanged (checked against the other side by the loss)."""
+    return x[:, 0] if x.dim() == 2 and x.shape[1] == 1 else x
+
+
+def _to_float_scores(x: torch.Tensor) -> torch.Tensor:
+    return _flatten_scores(x).float()
+
+
+REGRESSION_LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
+
+
+class RegressionLoss(nn.Module):
+    """Mean L1 (or squared) error between a (B,)/(B, 1) output and (B,)/(B, 1) float targets."""
+
+    def __init__(self, loss: str = "l1"):
+        super().__init__()
+        if loss not in REGRESSION_LOSSES:
+            raise ValueError(f"unknown regression loss {loss!r}; choose from {sorted(REGRESSION_LOSSES)} "
+                             "(set data.loss)")
+        self.loss = loss
+
+    def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        preds, target = _flatten_scores(preds), _to_float_scores(target)
+        if preds.shape != target.shape:
+            raise ValueError(f"regression expects one output per sample, got output {tuple(preds.shape)} for "
+                             f"labels {tuple(target.shape)} (set data.num_classes: 1)")
+        return REGRESSION_LOSSES[self.loss](preds.float(), target)
+
+    def extra_repr(self) -> str:
+        return f"loss={self.loss!r}"
+
+
+def _regression_criterion(num_classes: int, loss: str = "l1") -> nn.Module:
+    if int(num_classes) != 1:
+        raise ValueError(f"task kind 'regression' predicts one score per sample; got num_classes={num_classes} "
+                         "(set data.num_classes: 1)")
+    return RegressionLoss(loss)
+
+
 @dataclass(frozen=True)
 class TaskKind:
     """How one kind of task turns logits and labels into a loss and metric inputs."""
@@ -86,6 +129,14 @@ TASK_KINDS: dict[str, TaskKind] = {
         metric_target=_to_long,
         criterion_options=("pos_weight",),
         metric_options=("threshold",),
+    ),
+    "regression": TaskKind(
+        criterion=_regression_criterion,
+        metrics=build_sentiment_metrics,
+        target=_to_float_scores,
+        preds=_flatten_scores,
+        metric_target=_to_float_scores,
+        criterion_options=("loss",),
     ),
 }
 
@@ -115,6 +166,7 @@ class FusionTask(L.LightningModule):
         scheduler: Callable[..., object] | None = None,
         threshold: float | None = None,
         pos_weight: Sequence[float] | torch.Tensor | None = None,
+        loss: str | None = None,
     ):
         super().__init__()
         if task not in TASK_KINDS:
@@ -122,7 +174,7 @@ class FusionTask(L.LightningModule):
         self.net = net
         self.task = task
         self.kind = TASK_KINDS[task]
-        options = {"threshold": threshold, "pos_weight": pos_weight}
+        options = {"threshold": threshold, "pos_weight": pos_weight, "loss": loss}
         unused = [k for k, v in options.items() if v is not None
                   and k not in self.kind.criterion_options + self.kind.metric_options]
         if unused:
