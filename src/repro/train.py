@@ -93,6 +93,8 @@ def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None)
 
 def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule | None = None) -> FusionTask:
     threshold = cfg.data.get("threshold")
+    # options only some task kinds read (e.g. regression's data.loss: l1 | mse); passed only when configured
+    extra = {"loss": str(cfg.data.loss)} if cfg.data.get("loss") else {}
     return FusionTask(
         net,
         task=cfg.data.task,
@@ -102,6 +104,7 @@ def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         threshold=None if threshold is None else float(threshold),
         pos_weight=resolve_pos_weight(cfg, datamodule),
+        **extra,
     )
 
 
