@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned (ENVIRONMENT.md): a newer torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,audio]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,audio,text]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install repro with dev extras

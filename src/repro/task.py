@@ -9,9 +9,15 @@ A task kind says how logits and labels become a loss and metric inputs; `TASK_KI
 - ``regression``      real-valued sentiment (CMU-MOSI/MOSEI, [-3, 3]): a (B, 1) or (B,) output against float
                       labels of shape (B,) or (B, 1), both flattened to (B,); loss ``l1`` (default, MulT's
                       ``L1Loss``) or ``mse`` (option ``loss``); metrics `repro.metrics.sentiment` on the raw output.
+- ``per_emotion``     several binary emotions per sample (IEMOCAP 4 emotions, MulT / RMFN T2): (B, 2E) logits read
+                      as (B, E, 2) [absent, present], cross-entropy over the B·E pairs (MulT's
+                      ``CrossEntropyLoss`` on (B·4, 2)), labels (B, E) in {0, 1}; metrics
+                      `repro.metrics.per_label` per emotion on the argmax (option ``emotions``: the names).
+- ``multitrait``      one real score per trait (POM speaker traits, RMFN T3): (B, K) outputs, (B, K) float labels,
+                      loss ``l1`` / ``mse``; metrics per trait (options ``traits``, ``trait_ranges``).
 
-A new kind (per-emotion binary) is one more `TaskKind` entry: its criterion factory, its metric
-builder, and the options each of them reads. The network decides the final loss through
+A new kind is one more `TaskKind` entry: its criterion factory, its metric builder, and the options each of them
+reads. The network decides the final loss through
 `FusionNet.compute_loss` (multitask heads, the multiplicative combination's down-weighted loss, auxiliary
 alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
 ``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A non-finite loss stops training with
@@ -29,6 +35,7 @@ import torch
 from torch import nn
 
 from repro.metrics import build_classification_metrics, build_multilabel_metrics, build_sentiment_metrics
+from repro.metrics.per_label import build_emotion_metrics, build_trait_metrics
 from repro.models.net import FusionNet
 
 
@@ -103,6 +110,48 @@ def _regression_criterion(num_classes: int, loss: str = "l1") -> nn.Module:
     return RegressionLoss(loss)
 
 
+class PairwiseCrossEntropy(nn.Module):
+    """Cross-entropy of (B, 2E) logits read as E two-way decisions against (B, E) labels in {0, 1}."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != 2 or logits.shape[1] != 2 * target.shape[-1]:
+            raise ValueError(f"per-emotion binary expects (batch, 2 x {target.shape[-1]}) logits for labels "
+                             f"{tuple(target.shape)}, got {tuple(logits.shape)} (set data.num_classes)")
+        return nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1).long())
+
+
+def _per_emotion_criterion(num_classes: int) -> nn.Module:
+    if int(num_classes) % 2:
+        raise ValueError(f"task kind 'per_emotion' needs 2 logits per emotion; num_classes={num_classes} is odd "
+                         "(set data.num_classes: 2 x the number of emotions)")
+    return PairwiseCrossEntropy()
+
+
+def _pair_argmax(logits: torch.Tensor) -> torch.Tensor:
+    return logits.reshape(logits.shape[0], -1, 2).argmax(dim=-1)
+
+
+class MultiOutputRegressionLoss(nn.Module):
+    """Mean L1 (or squared) error over every (sample, output) of (B, K) outputs and (B, K) targets."""
+
+    def __init__(self, loss: str = "l1"):
+        super().__init__()
+        if loss not in REGRESSION_LOSSES:
+            raise ValueError(f"unknown regression loss {loss!r}; choose from {sorted(REGRESSION_LOSSES)} "
+                             "(set data.loss)")
+        self.loss = loss
+
+    def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if preds.shape != target.shape:
+            raise ValueError(f"expected one output per trait, got output {tuple(preds.shape)} for labels "
+                             f"{tuple(target.shape)} (set data.num_classes to the number of traits)")
+        return REGRESSION_LOSSES[self.loss](preds.float(), target.float())
+
+
+def _multitrait_criterion(num_classes: int, loss: str = "l1") -> nn.Module:
+    return MultiOutputRegressionLoss(loss)
+
+
 @dataclass(frozen=True)
 class TaskKind:
     """How one kind of task turns logits and labels into a loss and metric inputs."""
@@ -138,6 +187,22 @@ TASK_KINDS: dict[str, TaskKind] = {
         metric_target=_to_float_scores,
         criterion_options=("loss",),
     ),
+    "per_emotion": TaskKind(
+        criterion=_per_emotion_criterion,
+        metrics=build_emotion_metrics,
+        target=_to_long,
+        preds=_pair_argmax,
+        metric_target=_to_long,
+        metric_options=("emotions",),
+    ),
+    "multitrait": TaskKind(
+        criterion=_multitrait_criterion,
+        metrics=build_trait_metrics,
+        target=_to_float,
+        metric_target=_to_float,
+        criterion_options=("loss",),
+        metric_options=("traits", "trait_ranges"),
+    ),
 }
 
 
@@ -167,6 +232,9 @@ class FusionTask(L.LightningModule):
         threshold: float | None = None,
         pos_weight: Sequence[float] | torch.Tensor | None = None,
         loss: str | None = None,
+        emotions: Sequence[str] | None = None,
+        traits: Sequence[str] | None = None,
+        trait_ranges: Sequence[Sequence[float]] | None = None,
     ):
         super().__init__()
         if task not in TASK_KINDS:
@@ -174,13 +242,17 @@ class FusionTask(L.LightningModule):
         self.net = net
         self.task = task
         self.kind = TASK_KINDS[task]
-        options = {"threshold": threshold, "pos_weight": pos_weight, "loss": loss}
+        options = {"threshold": threshold, "pos_weight": pos_weight, "loss": loss, "emotions": emotions,
+                   "traits": traits, "trait_ranges": trait_ranges}
         unused = [k for k, v in options.items() if v is not None
                   and k not in self.kind.criterion_options + self.kind.metric_options]
         if unused:
             raise ValueError(f"task kind {task!r} does not use {unused} (remove data.{unused[0]})")
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.scheduler_factory = scheduler
+        missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
+        if missing:
+            raise ValueError(f"task kind {task!r} needs {missing} (set data.{missing[0]})")
         metric_kw = {k: options[k] for k in self.kind.metric_options if options[k] is not None}
         base = self.kind.metrics(list(metrics), num_classes, **metric_kw)
         # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix.

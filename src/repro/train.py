@@ -95,6 +95,9 @@ def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule
     threshold = cfg.data.get("threshold")
     # options only some task kinds read (e.g. regression's data.loss: l1 | mse); passed only when configured
     extra = {"loss": str(cfg.data.loss)} if cfg.data.get("loss") else {}
+    for key in ("emotions", "traits", "trait_ranges"):  # per-label task kinds (IEMOCAP emotions, POM traits)
+        if cfg.data.get(key) is not None:
+            extra[key] = OmegaConf.to_container(cfg.data[key])
     return FusionTask(
         net,
         task=cfg.data.task,
