@@ -61,6 +61,10 @@ search: $(STAMP) ## MFAS architecture search; ARGS="data=avdigits search=random 
 figure-mfas-search: $(STAMP) ## MFAS Fig. 5 (error per step, temperature) of a search → outputs/figures/mfas_search.png
 	$(PY) -m repro.analysis.search_plots $(or $(SEARCH),outputs/tables/avdigits_search/runs/mfas/seed_0 outputs/tables/avdigits_search/runs/random-search/seed_0)
 
+figure-rmfn-attention: $(STAMP) ## RMFN Fig. 3 (HIGHLIGHT attention per stage × word) of an RMFN run → outputs/figures/rmfn_attention.png
+	$(PY) -m repro.analysis.rmfn_attention $(or $(RUN),outputs/tables/rmfn_t1$(if $(filter 1,$(SMOKE)),-smoke,)/runs/rmfn/seed_0) \
+		--out outputs/figures/rmfn_attention$(if $(filter 1,$(SMOKE)),-smoke,).png
+
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py
 
@@ -75,4 +79,4 @@ clean: ## Remove outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
-	figure-mfas-search figure-msaf-params avdigits avdigits-full clean
+	figure-mfas-search figure-rmfn-attention figure-msaf-params avdigits avdigits-full clean
