@@ -113,16 +113,29 @@ class RowPlan:
     kind: str = "train"
 
 
+def _write_pom_fixture(root: Path) -> None:
+    """SYNTHETIC POM: SDK-layout .csd files, then scripts/prepare_cmu.py's alignment into pom_data.pkl."""
+    from repro.data.cmu_align import prepare
+    from repro.data.fixtures_csd import write_cmu_fixture
+
+    fixture = write_cmu_fixture(root / "pom_csd", "pom", n_videos=(8, 4, 4))
+    prepare("pom", fixture.csd_dir, root / "pom", folds_path=fixture.folds_path, progress=False)
+
+
 def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
     """Write the SYNTHETIC fixture the smoke run reads and return the overrides that point at it."""
-    from repro.data import fixtures
+    from repro.data import fixtures, fixtures_cmu
 
     smoke = table.get("smoke") or {}
     fixture = smoke.get("fixture", "avmnist")
     root = out_root / "smoke_data"
     writers = {"avmnist": lambda: fixtures.write_avmnist(root / "avmnist"),
                "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds"),
-               "mmimdb": lambda: fixtures.write_mmimdb_hdf5(root / "mmimdb")}
+               "mmimdb": lambda: fixtures.write_mmimdb_hdf5(root / "mmimdb"),
+               "mosei_msaf": lambda: fixtures_cmu.write_msaf_mosei(root / "mosei_msaf")}
+    writers["pom"] = lambda: _write_pom_fixture(root)
+    for dataset in ("mosi", "mosei", "iemocap"):  # MulT's aligned pickles
+        writers[dataset] = lambda d=dataset: fixtures_cmu.write_mult_pickle(root=root / d, dataset=d)
     if fixture not in writers:
         raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
     writers[fixture]()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
+import numpy as np
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -91,13 +92,31 @@ def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None)
     return weights
 
 
+def resolve_trait_ranges(cfg: DictConfig, datamodule: MultimodalDataModule | None) -> list[list[float]]:
+    """`data.trait_ranges`: a list of [lo, hi] per trait, or `auto` = [round(min), round(max)] of each trait's labels
+    over all splits (RMFN's class count per trait, A7 / A5 / A6, is hi - lo + 1; `repro.data.pom.trait_classes`)."""
+    value = cfg.data.trait_ranges
+    if not isinstance(value, str):
+        return [[float(lo), float(hi)] for lo, hi in value]
+    if value != "auto":
+        raise ConfigError(f"data.trait_ranges={value!r}: use auto or a list of [lo, hi] per trait")
+    if datamodule is None:
+        raise ConfigError("data.trait_ranges=auto needs the datamodule (its labels) to derive the ranges")
+    datamodule.setup()
+    labels = torch.cat([torch.as_tensor(np.asarray(d.labels, dtype=np.float64)).reshape(len(d.labels), -1)
+                        for d in datamodule.splits.values()])
+    return torch.stack([labels.min(0).values.round(), labels.max(0).values.round()], dim=1).tolist()
+
+
 def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule | None = None) -> FusionTask:
     threshold = cfg.data.get("threshold")
     # options only some task kinds read (e.g. regression's data.loss: l1 | mse); passed only when configured
     extra = {"loss": str(cfg.data.loss)} if cfg.data.get("loss") else {}
-    for key in ("emotions", "traits", "trait_ranges"):  # per-label task kinds (IEMOCAP emotions, POM traits)
+    for key in ("emotions", "traits"):  # per-label task kinds (IEMOCAP emotions, POM traits)
         if cfg.data.get(key) is not None:
             extra[key] = OmegaConf.to_container(cfg.data[key])
+    if cfg.data.get("trait_ranges") is not None:
+        extra["trait_ranges"] = resolve_trait_ranges(cfg, datamodule)
     return FusionTask(
         net,
         task=cfg.data.task,
