@@ -60,11 +60,18 @@ from omegaconf import DictConfig  # noqa: E402
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
 from repro.config import compose_train, supported_fusions  # noqa: E402
 from repro.results import atomic_write_text, hardware, versions  # noqa: E402
-from repro.train import build_datamodule, build_net  # noqa: E402
+from repro.train import build_datamodule, build_net, build_task  # noqa: E402
 
 SCHEMA = "repro.bench/1"
 CACHED_LOAD_TARGET_S = 5.0
 QUICK = {"warmup": 2, "steps": 3, "loader_epochs": 1, "loader_batches": 10}
+# Sequence models on the CMU datasets at each paper's batch shape (batch size from the data config; steps: MOSI
+# 50 words, IEMOCAP 20, MSAF's MOSEI 50), on SYNTHETIC fixtures written in the releases' exact layouts.
+CMU_SUITE = {
+    "mosi": {"steps": 50, "fusions": ["ef_lstm", "lf_lstm", "tfn", "lmf", "marn", "rmfn"]},
+    "iemocap": {"steps": 20, "fusions": ["ef_lstm", "marn", "rmfn"]},
+    "mosei_msaf": {"steps": 50, "fusions": ["unimodal_text", "tfn", "lmf", "msaf"]},
+}
 
 # Run in a fresh interpreter: time load_avdigits(cache_dir=argv[1]), then read every array once.
 LOAD_CHILD = """
@@ -94,6 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="2 warm-up + 3 timed steps, 10 loader batches (tests)")
     p.add_argument("--synthetic", action="store_true", help="SYNTHETIC AV-MNIST fixture (plumbing check only)")
+    p.add_argument("--suite", choices=("all", "avdigits", "cmu"), default="all",
+                   help="avdigits: the image+audio fusions and data loading; cmu: the sequence models (default all)")
     args = p.parse_args(argv)
     args.loader_batches = None
     if args.quick:
@@ -163,13 +172,17 @@ def to_device(batch: dict, device: str) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def train_step(net, optimizer, batch: dict, autocast_dtype: torch.dtype | None) -> None:
+def train_step(net, optimizer, batch: dict, autocast_dtype: torch.dtype | None, task=None) -> None:
+    """One optimiser step; `task` (a `FusionTask`) supplies the loss of non-classification kinds."""
     optimizer.zero_grad(set_to_none=True)
     device = batch["label"].device.type
     ctx = torch.autocast(device, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
     with ctx:
         out = net(batch)
-        loss, _ = net.compute_loss(out, batch["label"], F.cross_entropy)
+        if task is None:
+            loss, _ = net.compute_loss(out, batch["label"], F.cross_entropy)
+        else:
+            loss, _ = net.compute_loss(out, task.kind.target(batch["label"]), task.criterion)
     loss.backward()
     optimizer.step()
 
@@ -179,17 +192,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(net, optimizer, batches: list[dict], warmup: int, autocast_dtype=None) -> list[float]:
+def time_steps(net, optimizer, batches: list[dict], warmup: int, autocast_dtype=None, task=None) -> list[float]:
     """Seconds per timed train step; the first `warmup` batches are run untimed."""
     device = batches[0]["label"].device.type
     net.train()
     for batch in batches[:warmup]:
-        train_step(net, optimizer, batch, autocast_dtype)
+        train_step(net, optimizer, batch, autocast_dtype, task)
     sync(device)
     times = []
     for batch in batches[warmup:]:
         start = time.perf_counter()
-        train_step(net, optimizer, batch, autocast_dtype)
+        train_step(net, optimizer, batch, autocast_dtype, task)
         sync(device)
         times.append(time.perf_counter() - start)
     return times
@@ -214,11 +227,13 @@ def fresh_net(cfg: DictConfig, device: str):
 def bench_fusion_cpu(cfg: DictConfig, args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """CPU result for one composed config, and the batches it used (reused for the GPU runs)."""
     batch_size = int(cfg.data.batch_size)
-    batches = full_batches(build_datamodule(cfg).train_dataloader(), args.warmup + args.steps, batch_size)
+    datamodule = build_datamodule(cfg)
+    batches = full_batches(datamodule.train_dataloader(), args.warmup + args.steps, batch_size)
     net, optimizer = fresh_net(cfg, "cpu")
+    task = build_task(cfg, net, datamodule)
     flops = forward_flops(net, batch_to(batches[0], 2), per_sample_of=2)["forward_per_sample"]
     before = load_avg()
-    times = time_steps(net, optimizer, batches, args.warmup)
+    times = time_steps(net, optimizer, batches, args.warmup, task=task)
     return {
         "batch_size": batch_size,
         "optimizer": cfg.optimizer._target_,
@@ -238,8 +253,9 @@ def bench_fusion_gpu(cfg: DictConfig, batches: list[dict], args: argparse.Namesp
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         try:
             net, optimizer = fresh_net(cfg, "cuda")
+            task = build_task(cfg, net).to("cuda") if cfg.data.task != "classification" else None
             torch.cuda.reset_peak_memory_stats()
-            times = time_steps(net, optimizer, gpu_batches, args.warmup, dtype)
+            times = time_steps(net, optimizer, gpu_batches, args.warmup, dtype, task)
             out[name] = {**throughput(times, batch_size), "peak_memory_bytes": int(torch.cuda.max_memory_allocated())}
             del net, optimizer
         except Exception as err:  # one model's failure must not lose the others' numbers
@@ -356,7 +372,7 @@ def fmt_rate(r: dict | None) -> str:
     return f"{s['median']:8.0f} [{s['q1']:.0f}–{s['q3']:.0f}]"
 
 
-def print_summary(fus: dict, data: dict) -> None:
+def print_fusion_rows(fus: dict) -> None:
     gpu = (fus["gpu"] or {}).get("results", {})
     print(f"\n{'fusion':<16}{'params':>10}{'fusion p.':>10}{'MFLOP/smp':>11}  {'CPU samples/s [IQR]':<22}"
           + (f"{'GPU fp32':<22}{'GPU bf16':<22}" if gpu else ""))
@@ -371,6 +387,10 @@ def print_summary(fus: dict, data: dict) -> None:
         print(line)
     if not gpu:
         print(f"GPU: not timed ({fus['gpu_reason']})")
+
+
+def print_summary(fus: dict, data: dict) -> None:
+    print_fusion_rows(fus)
     load = data["load_avdigits"]
     if load:
         print(f"load_avdigits: first use {load['first_use']['load_and_read_s']:.2f} s, cached "
@@ -382,12 +402,54 @@ def print_summary(fus: dict, data: dict) -> None:
           f"{dl['num_workers']} workers{', partial epoch' if dl['partial_epoch'] else ''})")
 
 
+# ------------------------------------------------------------------------------- CMU sequence models
+def cmu_fixture(data: str, n_train: int, steps: int, root: Path) -> list[str]:
+    """Write a SYNTHETIC fixture of `data` with `n_train` training rows; the overrides that select it."""
+    from repro.data import fixtures_cmu
+
+    if data == "mosei_msaf":
+        fixtures_cmu.write_msaf_mosei(root / data, n=(n_train, 4, 4), T=steps)
+    else:
+        fixtures_cmu.write_mult_pickle(root=root / data, dataset=data, n=(n_train, 4, 4), T=steps)
+    return [f"data={data}", f"paths.data_dir={root}"]
+
+
+def bench_cmu(args: argparse.Namespace, tmp: Path) -> dict:
+    """Train-step throughput of the sequence models, per dataset (`CMU_SUITE`)."""
+    out = {}
+    for data, plan in CMU_SUITE.items():
+        batch_size = int(train_config([f"data={data}"], tmp).data.batch_size)
+        overrides = cmu_fixture(data, batch_size * (args.warmup + args.steps), plan["steps"], tmp / "cmu")
+        out[data] = {"steps_per_sample": plan["steps"], "batch_size": batch_size,
+                     **bench_fusions(data, overrides, plan["fusions"], args, tmp)}
+    return out
+
+
+def run_cmu_suite(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="repro-bench-cmu-") as tmp_name:
+        start = load_avg()
+        record = {**context(args, "cmu (SYNTHETIC fixtures at the papers' batch shapes)", argv),
+                  "loadavg_before": start, "datasets": bench_cmu(args, Path(tmp_name)), "loadavg_after": load_avg()}
+    write_json(out / "sequence_throughput.json", record)
+    for data, rec in record["datasets"].items():
+        print(f"\n{data}: batch {rec['batch_size']} × {rec['steps_per_sample']} steps")
+        print_fusion_rows(rec)
+    print(f"\nwrote {out / 'sequence_throughput.json'}")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    failed = False
+    if args.suite in ("all", "cmu"):
+        cmu = run_cmu_suite(args, argv, out)
+        failed = any("error" in r for rec in cmu["datasets"].values() for r in rec["cpu"].values())
+    if args.suite == "cmu":
+        return int(failed)
     with tempfile.TemporaryDirectory(prefix="repro-bench-") as tmp_name:
         tmp = Path(tmp_name)
         data, base_overrides = data_source(args, tmp)
@@ -402,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(out / "fusion_throughput.json", fus_rec)
     print_summary(fus_rec, data_rec)
     print(f"\nwrote {out / 'fusion_throughput.json'} and {out / 'data_loading.json'}")
-    return 1 if any("error" in r for r in fus_rec["cpu"].values()) else 0
+    return 1 if failed or any("error" in r for r in fus_rec["cpu"].values()) else 0
 
 
 if __name__ == "__main__":

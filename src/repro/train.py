@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
-import numpy as np
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException

@@ -47,6 +47,11 @@ Non-finite features other than the audio ``-inf`` quirk (NaN, +inf, or -inf outs
 in both releases (their own loaders would train on NaN): ``nonfinite="error"`` (default) raises
 `DataError` with the count; ``nonfinite="zero"`` sets them to 0, logs a warning and records the counts in
 ``reader.nonfinite`` ({split: {modality: count}}).
+
+Memory: a MOSEI-sized unaligned pickle holds 6.4 GB of float32 arrays, so the readers keep them as unpickled
+(float32 arrays are not copied; unpickled arrays are writable, so the cleaning above is done in place) and scan
+them in chunks of `SCAN_ROWS` samples (masks and non-finite counts without array-sized temporaries).
+``scripts/bench_cmu_load.py`` measures the load time and the resident memory against the arrays' size.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ SENTIMENT_RANGE = (-3.0, 3.0)
 NONFINITE_POLICIES = ("error", "zero")
 MMSA_TEXT_KEYS = ("text", "text_bert")
 MMSA_FILENAMES = ("aligned_50.pkl", "unaligned_50.pkl")
+SCAN_ROWS = 256  # samples per chunk in the mask / non-finite scans (MOSEI unaligned audio: 256 x 500 x 74 x 4 = 38 MB)
 
 MULT_HINT = (
     "download MulT's preprocessed pickles (yaohungt/Multimodal-Transformer README, 'Archive.zip' with "
@@ -89,9 +95,44 @@ def mult_filename(dataset: str, aligned: bool = True) -> str:
     return f"{MULT_DATASETS[dataset]}_data{'' if aligned else '_noalign'}.pkl"
 
 
+def row_chunks(x: np.ndarray):
+    """Consecutive views of `SCAN_ROWS` samples: scans allocate chunk-sized temporaries, never array-sized ones."""
+    for start in range(0, len(x), SCAN_ROWS):
+        yield start, x[start:start + SCAN_ROWS]
+
+
 def nonzero_mask(x: np.ndarray) -> np.ndarray:
     """(N, T) bool: True where a time step has any non-zero feature (the left-zero-padding rule)."""
-    return (np.asarray(x) != 0).any(axis=-1)
+    x = np.asarray(x)
+    if x.ndim < 2:
+        return (x != 0).any(axis=-1)
+    out = np.empty(x.shape[:-1], dtype=bool)
+    for start, part in row_chunks(x):  # in chunks: a full-size `x != 0` would be a quarter of a float32 copy
+        np.any(part != 0, axis=-1, out=out[start:start + len(part)])
+    return out
+
+
+def count_nonfinite(x: np.ndarray, count_neginf: bool = False) -> tuple[int, int]:
+    """(number of -inf entries, number of other non-finite entries) of `x`, scanned in chunks.
+
+    Without `count_neginf` every non-finite entry (-inf included) is in the second number.
+    """
+    neginf = other = 0
+    for _, part in row_chunks(x):
+        bad = part.size - int(np.count_nonzero(np.isfinite(part)))
+        if bad:  # rare: only then pay for the -inf test
+            n = int(np.count_nonzero(np.isneginf(part))) if count_neginf else 0
+            neginf, other = neginf + n, other + bad - n
+    return neginf, other
+
+
+def zero_nonfinite_(x: np.ndarray) -> np.ndarray:
+    """Set NaN/±inf entries of the writable array `x` to 0 in place (in chunks); returns `x`."""
+    for _, part in row_chunks(x):
+        bad = np.logical_not(np.isfinite(part), out=np.empty(part.shape, dtype=bool))
+        if bad.any():
+            part[bad] = 0.0
+    return x
 
 
 def length_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
@@ -246,25 +287,24 @@ class _PickleReader(Reader):
         self.synthetic = False
 
     def _clean(self, x: np.ndarray, modality: str, split: str, where: str) -> np.ndarray:
-        """Audio -inf -> 0 (the releases' quirk, counted); other non-finite values per `nonfinite`."""
+        """Audio -inf -> 0 (the releases' quirk, counted); other non-finite values per `nonfinite`.
+
+        Scans in chunks and replaces in place: unpickled arrays are writable, so a MOSEI-sized file is never
+        copied (a read-only array, e.g. a memmap, is copied once, and only when something must be replaced).
+        """
+        neginf, other = count_nonfinite(x, count_neginf=modality == "audio")
         if modality == "audio":
-            neginf = np.isneginf(x)
-            n = int(neginf.sum())
-            self.audio_neginf[split] = self.audio_neginf.get(split, 0) + n
-            if n:
-                x = x if x.flags.writeable else x.copy()
-                x[neginf] = 0.0
-                log.warning("%s: %d audio values are -inf; set to 0 as the release's own loader does", where, n)
-        bad = ~np.isfinite(x)
-        n = int(bad.sum())
-        if n:
+            self.audio_neginf[split] = self.audio_neginf.get(split, 0) + neginf
+            if neginf:
+                log.warning("%s: %d audio values are -inf; set to 0 as the release's own loader does", where, neginf)
+        if other:
             if self.nonfinite_policy == "error":
-                raise DataError(f"{where} has {n} non-finite values (NaN/inf); expected finite features; fix: "
+                raise DataError(f"{where} has {other} non-finite values (NaN/inf); expected finite features; fix: "
                                 f"{self.prepare_hint}, or set data.reader.nonfinite=zero to replace them by 0")
-            x = x if x.flags.writeable else x.copy()
-            x[bad] = 0.0
-            log.warning("%s: %d non-finite feature values set to 0 (nonfinite=zero)", where, n)
-        self.nonfinite.setdefault(split, {})[modality] = n
+            log.warning("%s: %d non-finite feature values set to 0 (nonfinite=zero)", where, other)
+        if neginf or other:
+            x = zero_nonfinite_(x if x.flags.writeable else x.copy())
+        self.nonfinite.setdefault(split, {})[modality] = other
         return x
 
     def _read(self) -> dict:

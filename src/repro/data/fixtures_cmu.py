@@ -1,11 +1,12 @@
-"""Fixture writers for `repro.data.cmu`: tiny SYNTHETIC MulT and MMSA pickles in the releases' exact layouts.
+"""Fixture writers for `repro.data.cmu` and `repro.data.msaf_mosei`: tiny SYNTHETIC MulT and MMSA pickles and
+MSAF's CMU-MOSEI .npy folders (IMPLEMENTATION-NOTES §1.3, §4.1) in the releases' exact layouts.
 
 Nothing written here is real CMU-MOSI, CMU-MOSEI or IEMOCAP data and no number computed on it is a
 reproduction. The pickles have the real key names, ranks, feature sizes and float32 dtypes, MulT's left
 zero-padding and audio ``-inf`` entries, MMSA's right-padding with ``*_lengths``; only N and T are small.
 Features are label direction × label + noise on the real steps, so a model can learn the labels in a few
 steps. Each pickle carries a top-level ``"SYNTHETIC"`` note (readers set ``reader.synthetic``), and a
-``SYNTHETIC.txt`` is written beside it.
+``SYNTHETIC.txt`` is written beside it (beside the split folders for MSAF's layout).
 """
 
 from __future__ import annotations
@@ -149,3 +150,56 @@ def write_mmsa_pickle(
         split["id"] = np.array([f"synthetic{skey}{i:04d}$_${i % 3}" for i in range(count)], dtype=object)
         data[skey] = split
     return _write(Path(path), data)
+
+
+MSAF_MOSEI_INF = {"audio": 2, "vision": 1, "text": 1}  # +-inf entries written per split of an MSAF-MOSEI fixture
+MSAF_MOSEI_DIMS = {"vision": 35, "audio": 74, "text": BERT_DIM}
+
+
+def write_msaf_mosei(
+    root: str | Path,
+    n: tuple[int, int, int] = (12, 4, 4),
+    T: int = 50,
+    seed: int = 0,
+) -> Path:
+    """Write a SYNTHETIC copy of MSAF's CMU-MOSEI layout (IMPLEMENTATION-NOTES §1.3) under ``root``. Returns root.
+
+    ``<root>/{train,val,test}/`` get float32 ``visual50.npy`` (N, T, 35) and ``audio50.npy`` (N, T, 74), LEFT
+    zero-padded (the SDK's ``get_tensors(direction=False)``); ``bert50.npy`` (N, T, 768), RIGHT "padded" as
+    MSAF's BERT features are: the steps after the text are not zero but stand-ins for BERT's outputs at [PAD]
+    tokens (a fixed vector + noise); and ``label50.npy`` (N, 1, 7) with [sentiment in [-3, 3], six emotion
+    intensities in [0, 3]]. Each split has ``MSAF_MOSEI_INF`` ±inf entries on real steps (+inf then -inf
+    alternately) so the reader's per-item replacement can be tested. No ``bert50_mask.npy`` is written (MSAF's
+    release has none). T is 50 in MSAF's files; smaller values keep tests fast. ``SYNTHETIC.txt`` sits in root.
+    """
+    if not 2 <= T <= 50:
+        raise ValueError(f"T must be in [2, 50] (MSAF's files have 50 steps), got {T}")
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    pad_vector = rng.normal(size=BERT_DIM)  # every [PAD] position of a real BERT gives a similar vector
+    for split, count in zip(FILE_SPLITS, n):
+        score = np.round(rng.uniform(-3, 3, size=count), 1)
+        target = score.reshape(count, 1)
+        lengths = rng.integers(max(1, T // 2), T + 1, size=count)
+        arrays = {
+            "visual50": _signal(rng, target, count, T, MSAF_MOSEI_DIMS["vision"], lengths, left=True),
+            "audio50": _signal(rng, target, count, T, MSAF_MOSEI_DIMS["audio"], lengths, left=True),
+        }
+        words = rng.integers(2, T + 1, size=count)  # [CLS] + wordpieces + [SEP]
+        bert = _signal(rng, target, count, T, BERT_DIM, words, left=False)
+        pad = np.arange(T)[None, :] >= words[:, None]
+        bert[pad] = (pad_vector + 0.1 * rng.normal(size=(int(pad.sum()), BERT_DIM))).astype(np.float32)
+        arrays["bert50"] = bert
+        for name, modality in (("audio50", "audio"), ("visual50", "vision"), ("bert50", "text")):
+            real = np.argwhere((arrays[name] != 0).any(-1))
+            picks = real[rng.choice(len(real), size=MSAF_MOSEI_INF[modality], replace=False)]
+            for k, (i, step) in enumerate(picks):
+                arrays[name][i, step, rng.integers(arrays[name].shape[-1])] = np.inf if k % 2 == 0 else -np.inf
+        emotions = np.round(rng.uniform(0, 3, size=(count, 6)), 2)
+        arrays["label50"] = np.concatenate([target, emotions], axis=1)[:, None, :].astype(np.float32)
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", array)
+    (root / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
+    return root
