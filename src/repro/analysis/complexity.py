@@ -2,7 +2,9 @@
 
 FLOPs come from `torch.utils.flop_counter.FlopCounterMode`, which counts 2 × multiply-adds of matrix
 products and convolutions (ENVIRONMENT.md). Element-wise ops, pooling and normalisation are not counted,
-like most papers' numbers (MSAF Fig. 5 counts the fully connected layers).
+like most papers' numbers (MSAF Fig. 5 counts the fully connected layers). A dense `nn.LSTM` runs as a fused
+kernel (oneDNN on CPU, cuDNN on GPU) that the counter does not know; `LSTM_FLOPS` teaches it that kernel's matrix
+products (2 × the input-to-hidden and hidden-to-hidden multiply-adds of every layer and direction, per time step).
 """
 
 from __future__ import annotations
@@ -14,6 +16,24 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+
+def _rnn_layer_flops(input, weight_ih, weight_hh, *args, **kwargs) -> int:
+    """CPU (oneDNN) ``aten.mkldnn_rnn_layer``: one layer and direction over a dense (T, B, I) input."""
+    return 2 * input.shape[0] * input.shape[1] * (weight_ih.numel() + weight_hh.numel())
+
+
+def _cudnn_rnn_flops(input, weights, *args, **kwargs) -> int:
+    """CUDA ``aten._cudnn_rnn``: every layer and direction; dense (T, B, I) or packed (tokens, I) input."""
+    tokens = input.shape[0] * input.shape[1] if input.dim() == 3 else input.shape[0]
+    return 2 * tokens * sum(w.numel() for w in weights if w.dim() == 2)
+
+
+_rnn_layer_flops._get_raw = True  # FlopCounterMode then passes the raw arguments (the weights) to the formula
+_cudnn_rnn_flops._get_raw = True
+# Packed sequences on CPU already run as counted addmm ops, step by step.
+# Keys are operator packets (FlopCounterMode looks ops up by packet).
+LSTM_FLOPS = {torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops, torch.ops.aten._cudnn_rnn: _cudnn_rnn_flops}
 
 
 def count_parameters(module: nn.Module, only_trainable: bool = False) -> int:
@@ -37,7 +57,7 @@ def forward_flops(module: nn.Module, inputs, per_sample_of: int | None = None) -
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=LSTM_FLOPS) as counter:
             module(inputs)
     finally:
         module.train(was_training)

@@ -25,7 +25,7 @@ ATTENTION_KEY = "rmfn_attention"
 
 
 def load_run(run_dir: Path):
-    """(cfg, net in eval mode, test dataset) of a finished run."""
+    """(cfg, net in eval mode, test dataset, whether the data is a SYNTHETIC fixture) of a finished run."""
     from repro.train import build_datamodule, build_net
 
     record_path = Path(run_dir) / FILENAME
@@ -41,7 +41,7 @@ def load_run(run_dir: Path):
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
     datamodule = build_datamodule(cfg)
     datamodule.setup()
-    return cfg, net.eval(), datamodule.splits["test"]
+    return cfg, net.eval(), datamodule.splits["test"], bool(getattr(datamodule.reader, "synthetic", False))
 
 
 def attention_of(net, dataset, examples: list[int]) -> list[dict]:
@@ -74,7 +74,7 @@ def per_modality(attention: np.ndarray, slices: dict[str, slice]) -> tuple[list[
     return names, np.stack(ratio, axis=0).transpose(2, 0, 1)
 
 
-def draw(examples: list[dict], out: Path) -> Path:
+def draw(examples: list[dict], out: Path, synthetic: bool = False) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +95,8 @@ def draw(examples: list[dict], out: Path) -> Path:
             ax.set_title(f"{ex['id']}: stage {k + 1}", fontsize=8)
             ax.set_xlabel("word (real steps)", fontsize=7)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="attention / uniform share")
-    fig.suptitle("RMFN HIGHLIGHT attention per stage and time (rmfn.txt Fig. 3)", fontsize=9)
+    title = "RMFN HIGHLIGHT attention per stage and time (rmfn.txt Fig. 3)"
+    fig.suptitle(("SYNTHETIC fixture data, not a reproduction — " if synthetic else "") + title, fontsize=9)
     return save_figure(fig, out)
 
 
@@ -106,14 +107,14 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("outputs/figures/rmfn_attention.png"))
     args = parser.parse_args(argv)
     try:
-        _, net, test = load_run(args.run_dir)
+        _, net, test, synthetic = load_run(args.run_dir)
         bad = [i for i in args.examples if not 0 <= i < len(test)]
         if bad:
             raise ConfigError(f"--examples {bad} outside the test split (0..{len(test) - 1})")
         examples = attention_of(net, test, args.examples)
     except ConfigError as err:
         raise SystemExit(f"error: {err}") from None
-    path = draw(examples, args.out)
+    path = draw(examples, args.out, synthetic)
     np.savez(args.out.with_suffix(".npz"), **{f"{e['id']}_attention": e["attention"] for e in examples},
              **{f"{e['id']}_real": e["real"] for e in examples})
     print(f"wrote {path} and {args.out.with_suffix('.npz')}")
