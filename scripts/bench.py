@@ -374,13 +374,13 @@ def fmt_rate(r: dict | None) -> str:
 
 def print_fusion_rows(fus: dict) -> None:
     gpu = (fus["gpu"] or {}).get("results", {})
-    print(f"\n{'fusion':<16}{'params':>10}{'fusion p.':>10}{'MFLOP/smp':>11}  {'CPU samples/s [IQR]':<22}"
+    print(f"\n{'fusion':<16}{'params':>12}{'fusion p.':>12}{'MFLOP/smp':>11}  {'CPU samples/s [IQR]':<22}"
           + (f"{'GPU fp32':<22}{'GPU bf16':<22}" if gpu else ""))
     for name, r in fus["cpu"].items():
         if "error" in r:
             print(f"{name:<16}  ERROR {r['error']}")
             continue
-        line = (f"{name:<16}{r['params']['total']:>10,}{r['params']['fusion']:>10,}"
+        line = (f"{name:<16}{r['params']['total']:>12,}{r['params']['fusion']:>12,}"
                 f"{r['forward_flops_per_sample'] / 1e6:>11.2f}  {fmt_rate(r):<22}")
         if gpu:
             line += f"{fmt_rate(gpu.get(name, {}).get('fp32')):<22}{fmt_rate(gpu.get(name, {}).get('bf16')):<22}"

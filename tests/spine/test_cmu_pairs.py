@@ -48,3 +48,19 @@ def test_pair_trains_one_step(data, fusion, data_dir, tmp_path):
     assert torch.isfinite(loss)
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_unaligned_late_fusion_lstm_and_early_fusion_refusal(tmp_path):
+    """MulT/MICA's baselines read the unaligned pickles: LF-LSTM runs on different lengths per modality; EF-LSTM
+    (per-step concatenation) needs aligned data and says so in one line."""
+    fixtures_cmu.write_mult_pickle(root=tmp_path / "mosi", dataset="mosi", n=(6, 4, 4), T=6, aligned=False)
+    overrides = ["data=mosi", "data.reader.aligned=false", "data.batch_size=4"]
+    cfg = compose_train([*overrides, "fusion=lf_lstm"], output_dir=tmp_path / "run", data_dir=tmp_path)
+    datamodule = build_datamodule(cfg)
+    batch = next(iter(datamodule.train_dataloader()))
+    assert len({batch[m].shape[1] for m in ("text", "audio", "vision")}) == 3  # three different lengths
+    assert build_net(cfg)(batch).logits.shape == (4, 1)
+    cfg = compose_train([*overrides, "fusion=ef_lstm"], output_dir=tmp_path / "run", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="aligned") as err:
+        build_net(cfg)(batch)
+    assert "\n" not in str(err.value)
