@@ -83,21 +83,25 @@ REGRESSION_LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
 
 
 class RegressionLoss(nn.Module):
-    """Mean L1 (or squared) error between a (B,)/(B, 1) output and (B,)/(B, 1) float targets."""
+    """Mean L1 (or squared) error between a (B,)/(B, 1) output and (B,)/(B, 1) float targets, or, with
+    `per_output`, between (B, K) outputs and (B, K) targets (every sample and output weighted alike)."""
 
-    def __init__(self, loss: str = "l1"):
+    def __init__(self, loss: str = "l1", per_output: bool = False):
         super().__init__()
         if loss not in REGRESSION_LOSSES:
             raise ValueError(f"unknown regression loss {loss!r}; choose from {sorted(REGRESSION_LOSSES)} "
                              "(set data.loss)")
-        self.loss = loss
+        self.loss, self.per_output = loss, per_output
 
     def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        preds, target = _flatten_scores(preds), _to_float_scores(target)
+        if not self.per_output:
+            preds, target = _flatten_scores(preds), _flatten_scores(target)
         if preds.shape != target.shape:
-            raise ValueError(f"regression expects one output per sample, got output {tuple(preds.shape)} for "
-                             f"labels {tuple(target.shape)} (set data.num_classes: 1)")
-        return REGRESSION_LOSSES[self.loss](preds.float(), target)
+            what = "one output per trait" if self.per_output else "one output per sample"
+            fix = "the number of traits" if self.per_output else "1"
+            raise ValueError(f"regression expects {what}, got output {tuple(preds.shape)} for labels "
+                             f"{tuple(target.shape)} (set data.num_classes: {fix})")
+        return REGRESSION_LOSSES[self.loss](preds.float(), target.float())
 
     def extra_repr(self) -> str:
         return f"loss={self.loss!r}"
@@ -131,25 +135,8 @@ def _pair_argmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.reshape(logits.shape[0], -1, 2).argmax(dim=-1)
 
 
-class MultiOutputRegressionLoss(nn.Module):
-    """Mean L1 (or squared) error over every (sample, output) of (B, K) outputs and (B, K) targets."""
-
-    def __init__(self, loss: str = "l1"):
-        super().__init__()
-        if loss not in REGRESSION_LOSSES:
-            raise ValueError(f"unknown regression loss {loss!r}; choose from {sorted(REGRESSION_LOSSES)} "
-                             "(set data.loss)")
-        self.loss = loss
-
-    def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if preds.shape != target.shape:
-            raise ValueError(f"expected one output per trait, got output {tuple(preds.shape)} for labels "
-                             f"{tuple(target.shape)} (set data.num_classes to the number of traits)")
-        return REGRESSION_LOSSES[self.loss](preds.float(), target.float())
-
-
 def _multitrait_criterion(num_classes: int, loss: str = "l1") -> nn.Module:
-    return MultiOutputRegressionLoss(loss)
+    return RegressionLoss(loss, per_output=True)
 
 
 @dataclass(frozen=True)

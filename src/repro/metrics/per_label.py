@@ -25,47 +25,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.utilities import dim_zero_cat
+from torchmetrics import MetricCollection
 
-from repro.metrics.sentiment import _weighted_binary_f1
+from repro.metrics.sentiment import SentimentMetric, _weighted_binary_f1
 
 EMOTION_METRICS = ("acc", "f1_weighted", "f1_binary", "wacc")
 TRAIT_METRICS = ("acc", "mae", "corr")
 
 
-class PerLabelMetric(Metric):
-    """Accumulates (N, K) predictions and labels; `value(preds, target)` maps (N, K) float64 to (K,) values.
+class PerLabelMetric(SentimentMetric):
+    """Accumulates (N, K) predictions and labels; `per_label(preds, target)` maps (N, K) float64 to (K,) values.
 
     `index` picks one label (its value) or None (the mean over labels).
     """
 
-    is_differentiable = False
-    full_state_update = False
-    higher_is_better = True
-
     def __init__(self, num_labels: int, index: int | None, **kwargs):
         super().__init__(**kwargs)
         self.num_labels, self.index = int(num_labels), index
-        self.add_state("preds", default=[], dist_reduce_fx="cat")
-        self.add_state("target", default=[], dist_reduce_fx="cat")
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+    def rows(self, preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         preds, target = preds.reshape(len(preds), -1), target.reshape(len(target), -1)
         if preds.shape != target.shape or preds.shape[1] != self.num_labels:
             raise ValueError(f"{type(self).__name__} expects ({len(target)}, {self.num_labels}) predictions and "
                              f"labels, got {tuple(preds.shape)} and {tuple(target.shape)}")
-        self.preds.append(preds.detach().double())
-        self.target.append(target.detach().double())
+        return preds, target
 
-    def compute(self) -> torch.Tensor:
-        preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
-        if preds.numel() == 0:
-            return torch.tensor(0.0)
-        values = self.value(preds.reshape(-1, self.num_labels), target.reshape(-1, self.num_labels))
-        return (values.mean() if self.index is None else values[self.index]).float()
+    def value(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        values = self.per_label(preds.reshape(-1, self.num_labels), target.reshape(-1, self.num_labels))
+        return values.mean() if self.index is None else values[self.index]
 
-    def value(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def per_label(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -107,7 +96,7 @@ class EmotionMetric(PerLabelMetric):
         super().__init__(num_labels, index, **kwargs)
         self.family = family
 
-    def value(self, preds, target):
+    def per_label(self, preds, target):
         return _per_column(_EMOTION_FNS[self.family], preds > 0.5, target > 0.5)
 
 
@@ -120,7 +109,7 @@ class TraitMetric(PerLabelMetric):
         self.lo = torch.tensor([float(r[0]) for r in ranges], dtype=torch.float64)
         self.hi = torch.tensor([float(r[1]) for r in ranges], dtype=torch.float64)
 
-    def value(self, preds, target):
+    def per_label(self, preds, target):
         if self.family == "acc":
             clipped = torch.minimum(torch.maximum(preds, self.lo.to(preds.device)), self.hi.to(preds.device))
             return (torch.round(clipped) == torch.round(target)).double().mean(dim=0)

@@ -50,7 +50,8 @@ def _weighted_binary_f1(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 
 class SentimentMetric(Metric):
-    """Accumulates flattened predictions and labels; subclasses define `value(preds, target)` (float64)."""
+    """Accumulates an epoch's predictions and labels (flattened by `rows`); subclasses define
+    `value(preds, target)` (float64), computed once at the end."""
 
     is_differentiable = False
     full_state_update = False
@@ -61,11 +62,16 @@ class SentimentMetric(Metric):
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+    def rows(self, preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch as stored: flattened (one score per sample); subclasses keep other shapes."""
         preds, target = preds.reshape(-1), target.reshape(-1)
         if preds.numel() != target.numel():
             raise ValueError(f"{type(self).__name__} expects one prediction per label, got {preds.numel()} "
                              f"predictions and {target.numel()} labels")
+        return preds, target
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        preds, target = self.rows(preds, target)
         self.preds.append(preds.detach().double())
         self.target.append(target.detach().double())
 
