@@ -15,6 +15,10 @@ Tables with `kind: search` (MFAS Tables 1 and 6) run `search.py` instead: one se
 (resumable, in `runs/<row>/<repeat>`), pre-trained encoders shared by the rows of a repeat
 (`pretrain/<repeat>`), columns read from each `search.json`. In any override, `{table:<name>}` stands for
 that table's output folder (so a row can train the architecture another table's search found).
+
+Tables with `kind: alignment` (MICA Table 6) train nothing: each row names `analyze: <folder of another table's
+row>` and, per repeat, `python -m repro.analysis.alignment <that run> --out <row>/<repeat>/alignment.json` measures
+the trained model (A-distance, Corr. Acc); the columns read those records.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from repro.results import FILENAME, atomic_write_text, read_record, save_figure
 REPO_ROOT = CONFIG_DIR.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
 SEARCH_SCRIPT = REPO_ROOT / "search.py"
-RECORD_FILES = {"train": FILENAME, "search": "search.json"}  # table kind -> the record each run writes
+RECORD_FILES = {"train": FILENAME, "search": "search.json", "alignment": "alignment.json"}  # kind -> its record
 _TABLE_REF = re.compile(r"\{table:([A-Za-z0-9_-]+)\}")
 
 
@@ -134,8 +138,10 @@ def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
                "mmimdb": lambda: fixtures.write_mmimdb_hdf5(root / "mmimdb"),
                "mosei_msaf": lambda: fixtures_cmu.write_msaf_mosei(root / "mosei_msaf")}
     writers["pom"] = lambda: _write_pom_fixture(root)
-    for dataset in ("mosi", "mosei", "iemocap"):  # MulT's aligned pickles
+    for dataset in ("mosi", "mosei", "iemocap"):  # MulT's aligned and unaligned pickles
         writers[dataset] = lambda d=dataset: fixtures_cmu.write_mult_pickle(root=root / d, dataset=d)
+        writers[f"{dataset}_unaligned"] = lambda d=dataset: fixtures_cmu.write_mult_pickle(
+            root=root / d, dataset=d, aligned=False)
     if fixture not in writers:
         raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
     writers[fixture]()
@@ -153,7 +159,10 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
         directory = base / slug(row.label)
         kind = table_kind(table)
         missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep), kind)]
-        plans.append(RowPlan(row.label, directory, missing, expand_refs(raw_overrides(row), smoke, out_root), kind))
+        overrides = expand_refs(raw_overrides(row), smoke, out_root)
+        if kind == "alignment":  # the run to analyse, resolved like an override
+            overrides = expand_refs([str(row.analyze)], smoke, out_root)
+        plans.append(RowPlan(row.label, directory, missing, overrides, kind))
     return plans
 
 
@@ -202,7 +211,16 @@ def search_command(table: DictConfig, plan: RowPlan, rep: dict, extra: list[str]
             f"search.pretrain.dir={pretrain}"]
 
 
+def alignment_command(plan: RowPlan, rep: dict) -> list[str]:
+    """The alignment analysis of one trained run (the row's `analyze` folder, this repeat)."""
+    run = Path(plan.overrides[0]) / repeat_dirname(rep)
+    out = plan.directory / repeat_dirname(rep) / RECORD_FILES["alignment"]
+    return [sys.executable, "-m", "repro.analysis.alignment", str(run), "--out", str(out)]
+
+
 def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | None, threads: int | None) -> bool:
+    if plan.kind == "alignment":
+        return all(subprocess.run(alignment_command(plan, rep)).returncode == 0 for rep in plan.missing)
     if plan.kind == "search":
         return all(subprocess.run(search_command(table, plan, rep, extra)).returncode == 0 for rep in plan.missing)
     batches = [plan.missing] if len(plan.missing[0]) == 1 else [[rep] for rep in plan.missing]
@@ -224,7 +242,7 @@ def preflight(table: DictConfig, extra: list[str]) -> str | None:
     from repro.data.base import DataError
 
     row = next((r for r in table.rows if not (r.get("external") or r.get("pending"))), None)
-    if row is None:
+    if row is None or table_kind(table) == "alignment":  # analyses read trained runs, checked by the analysis
         return None
     overrides = [o for o in [*raw_overrides(table), *raw_overrides(row), *extra] if not o.startswith("hydra")]
     try:
@@ -292,7 +310,11 @@ def lookup(record: dict, path: str):
     return value
 
 
-def mean_se(values: list[float]) -> tuple[float, float, int]:
+SPREADS = {"se": "standard error", "std": "standard deviation"}
+
+
+def mean_se(values: list[float], spread: str = "se") -> tuple[float, float, int]:
+    """Mean, its spread (`se`: standard error; `std`: sample standard deviation, as MICA T5 prints) and n."""
     n = len(values)
     if n == 0:
         return math.nan, math.nan, 0
@@ -300,7 +322,14 @@ def mean_se(values: list[float]) -> tuple[float, float, int]:
     if n == 1:
         return mean, math.nan, 1
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n), n
+    return mean, math.sqrt(var / n) if spread == "se" else math.sqrt(var), n
+
+
+def table_spread(table: DictConfig) -> str:
+    spread = str(table.get("spread", "se"))
+    if spread not in SPREADS:
+        raise TableError(f"table {table.name}: spread must be one of {sorted(SPREADS)}, got {spread!r}")
+    return spread
 
 
 def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
@@ -321,7 +350,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
         cells = {}
         for col in table.columns:
             values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
-            mean, se, n = mean_se([float(v) for v in values])
+            mean, se, n = mean_se([float(v) for v in values], table_spread(table))
             paper = (row.get("paper") or {}).get(col.key)
             cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper, "values": [float(v) for v in values]}
         rows.append({"label": row.label, "kind": "external" if row.get("external") else
@@ -389,7 +418,8 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     with_paper = any(has_paper(table, col.key) for col in table.columns)
     selected = ("" if table_kind(table) == "search" else
                 f"; checkpoint selected on {', '.join(protocols) or '–'}")
-    notes += [f"Ours: mean ± standard error over the repeats {OmegaConf.to_container(table.get('repeats'))}"
+    repeats = OmegaConf.to_container(table.get("repeats"))
+    notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
               + selected + ("; Δ = ours − paper." if with_paper else "."), ""]
     md = "\n".join(notes) + _markdown(header, body)
     out = table_dir(table, smoke, out_root)
