@@ -46,7 +46,7 @@ table-%: $(STAMP) ## Run + render one table (and the tables it needs), e.g. make
 tables-list: $(STAMP) ## List the tables
 	$(PY) -m repro.tables list
 
-bench: $(STAMP) ## Benchmarks: train-step throughput per fusion model and data loading → outputs/bench/*.json
+bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA) and data loading → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
 
 table-avdigits-search: $(STAMP) ## Random search vs MFAS on AV-Digits (3 seeds, CPU) + their best architectures trained
@@ -65,6 +65,10 @@ figure-rmfn-attention: $(STAMP) ## RMFN Fig. 3 (HIGHLIGHT attention per stage ×
 	$(PY) -m repro.analysis.rmfn_attention $(or $(RUN),outputs/tables/rmfn_t1$(if $(filter 1,$(SMOKE)),-smoke,)/runs/rmfn/seed_0) \
 		--out outputs/figures/rmfn_attention$(if $(filter 1,$(SMOKE)),-smoke,).png
 
+figure-mica-sensitivity: $(STAMP) ## MICA Fig. 3 (α, β, τ sweeps on MOSEI; trains table mica_fig3) → outputs/figures/mica_sensitivity.png
+	$(PY) -m repro.tables run mica_fig3 $(TABLE_FLAGS)
+	$(PY) -m repro.analysis.mica_sensitivity $(TABLE_FLAGS)
+
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py
 
@@ -79,4 +83,4 @@ clean: ## Remove outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
-	figure-mfas-search figure-rmfn-attention figure-msaf-params avdigits avdigits-full clean
+	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-msaf-params avdigits avdigits-full clean

@@ -1,7 +1,7 @@
 """Benchmarks (not tests): train-step throughput of every fusion model, and AV-Digits data loading.
 
-    python scripts/bench.py [--out outputs/bench] [--fusions concat,msaf] [--steps 20] [--warmup 5] [--threads N]
-                            [--quick] [--synthetic]
+    python scripts/bench.py [--suite all|avdigits|cmu|mult] [--out outputs/bench] [--fusions concat,msaf]
+                            [--steps 20] [--warmup 5] [--threads N] [--quick] [--synthetic]
     make bench ARGS="--fusions msaf"
 
 Writes, each atomically, and prints a summary table:
@@ -33,6 +33,13 @@ recorded so a slow number can be told from a busy machine (the benchmark itself 
 count to the load; clearly more than the core count means another process shared the cores, and step
 times then bunch at multiples of the scheduler's few-ms time slice). Compare models measured in the same run.
 `--quick` (2 warm-up + 3 timed steps, 10 loader batches) only checks the plumbing; its numbers mean little.
+
+Suites `cmu` and `mult` (part of `all`) time the sequence models on SYNTHETIC fixtures written in the releases'
+exact formats, the loss being the task's own (L1 / per-emotion CE): `sequence_throughput.json` — EF/LF-LSTM, TFN,
+LMF, MARN, RMFN, MSAF at each paper's batch shape (`CMU_SUITE`); `mult_mica.json` — MulT, MICA and MICA without its
+alignment losses at the unaligned MOSEI shape (batch 24, text 50×300, audio 500×74, vision 500×35), each model in a
+fresh child process so that its peak resident memory (`peak_rss_bytes`) is its own, with the issue's targets (step
+≤ 5 s, peak ≤ 2 GB, alignment losses ≤ +30 %).
 `--synthetic` runs on a tiny SYNTHETIC AV-MNIST fixture instead of AV-Digits (plumbing only, no load timing).
 """
 
@@ -101,8 +108,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="2 warm-up + 3 timed steps, 10 loader batches (tests)")
     p.add_argument("--synthetic", action="store_true", help="SYNTHETIC AV-MNIST fixture (plumbing check only)")
-    p.add_argument("--suite", choices=("all", "avdigits", "cmu"), default="all",
-                   help="avdigits: the image+audio fusions and data loading; cmu: the sequence models (default all)")
+    p.add_argument("--suite", choices=("all", "avdigits", "cmu", "mult"), default="all",
+                   help="avdigits: the image+audio fusions and data loading; cmu: the sequence models; mult: MulT and "
+                        "MICA at the unaligned MOSEI shape (default all)")
+    p.add_argument("--child-mult", default=None, help=argparse.SUPPRESS)  # internal: one model in a child process
+    p.add_argument("--child-override", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.loader_batches = None
     if args.quick:
@@ -425,6 +435,69 @@ def bench_cmu(args: argparse.Namespace, tmp: Path) -> dict:
     return out
 
 
+# MulT / MICA at the unaligned MOSEI shape (issue 5 §5: batch 24, text 50×300, audio 500×74, vision 500×35), each in
+# a fresh process so its peak resident memory is its own.
+MULT_SHAPE = {"text": 50, "audio": 500, "vision": 500}
+MULT_BATCH = 24
+MULT_TARGETS = {"step_s_max": 5.0, "peak_rss_bytes_max": 2 * 1024**3, "alignment_overhead_max": 0.30}
+
+
+def peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def bench_mult_child(fusion: str, args: argparse.Namespace, overrides: list[str]) -> dict:
+    """One model at the MOSEI unaligned shape (runs inside a child process, see `bench_mult`)."""
+    from repro.data import fixtures_cmu
+
+    with tempfile.TemporaryDirectory(prefix="repro-bench-mult-") as tmp_name:
+        tmp = Path(tmp_name)
+        n_train = MULT_BATCH * (args.warmup + args.steps)
+        fixtures_cmu.write_mult_pickle(root=tmp / "mosei", dataset="mosei", n=(n_train, 4, 4), T=MULT_SHAPE["text"],
+                                       aligned=False, steps=MULT_SHAPE)
+        cfg = train_config(["data=mosei_unaligned", f"paths.data_dir={tmp}", f"data.batch_size={MULT_BATCH}",
+                            f"fusion={fusion}", *overrides], tmp)
+        rss_start = peak_rss_bytes()
+        result, _ = bench_fusion_cpu(cfg, args)
+        return {**result, "peak_rss_bytes": peak_rss_bytes(), "peak_rss_before_bytes": rss_start,
+                "shape": MULT_SHAPE}
+
+
+def bench_mult(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
+    """MulT, MICA (full) and MICA without alignment losses, each in a child process."""
+    variants = {"mult": [], "mica": [], "mica_no_align": ["fusion.net.alpha=0.0", "fusion.net.beta=0.0"]}
+    results = {}
+    for name, extra in variants.items():
+        fusion = name.split("_")[0]
+        print(f"[bench] mosei_unaligned × {name} (child process) …", flush=True)
+        cmd = [sys.executable, __file__, "--child-mult", fusion, "--steps", str(args.steps), "--warmup",
+               str(args.warmup), *[f"--child-override={o}" for o in extra]]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        results[name] = (json.loads(lines[-1]) if done.returncode == 0 and lines
+                         else {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]})
+    step = {k: r["step_ms"]["median"] / 1000 for k, r in results.items() if "step_ms" in r}
+    overhead = step["mica"] / step["mica_no_align"] - 1 if {"mica", "mica_no_align"} <= set(step) else None
+    record = {**context(args, "mosei_unaligned (SYNTHETIC, MOSEI unaligned shape)", argv), "batch_size": MULT_BATCH,
+              "results": results, "alignment_overhead": overhead, "targets": MULT_TARGETS}
+    write_json(out / "mult_mica.json", record)
+    for name, r in results.items():
+        if "error" in r:
+            print(f"{name:<16}ERROR {r['error']}")
+            continue
+        print(f"{name:<16}step {r['step_ms']['median'] / 1000:6.2f} s [{r['step_ms']['q1'] / 1000:.2f}–"
+              f"{r['step_ms']['q3'] / 1000:.2f}]  peak RSS {r['peak_rss_bytes'] / 2**30:5.2f} GiB  "
+              f"params {r['params']['total']:,}")
+    if overhead is not None:
+        print(f"alignment losses add {100 * overhead:.0f} % to the step (target ≤ 30 %)")
+    print(f"wrote {out / 'mult_mica.json'}")
+    return record
+
+
 def run_cmu_suite(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="repro-bench-cmu-") as tmp_name:
         start = load_avg()
@@ -444,7 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.child_mult:
+        print(json.dumps(bench_mult_child(args.child_mult, args, args.child_override), default=str))
+        return 0
     failed = False
+    if args.suite in ("all", "mult"):
+        mult = bench_mult(args, argv, out)
+        failed = any("error" in r for r in mult["results"].values())
+    if args.suite == "mult":
+        return int(failed)
     if args.suite in ("all", "cmu"):
         cmu = run_cmu_suite(args, argv, out)
         failed = any("error" in r for rec in cmu["datasets"].values() for r in rec["cpu"].values())

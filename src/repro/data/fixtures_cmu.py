@@ -60,8 +60,12 @@ def write_mult_pickle(
     aligned: bool = True,
     seed: int = 0,
     root: str | Path | None = None,
+    steps: dict[str, int] | None = None,
 ) -> Path:
     """Write a SYNTHETIC MulT pickle (``train``/``valid``/``test`` dicts of text/audio/vision/labels/id).
+
+    ``steps`` ({modality: T}) overrides the sequence lengths (e.g. the real unaligned MOSEI shape 50 / 500 / 500
+    for benchmarks); by default T for every modality (aligned) or T / 2T / 3T (unaligned).
 
     ``path`` is the file; or give ``root`` and the file gets MulT's name (``mult_filename``). Sequences are
     left zero-padded (random real lengths in [T/2, T] per modality, scaled for unaligned files);
@@ -78,7 +82,7 @@ def write_mult_pickle(
     rng = np.random.default_rng(seed)
     dim_a, dim_v = FEATURE_DIMS[dataset]
     dims = {"text": GLOVE_DIM, "audio": dim_a, "vision": dim_v}
-    steps = _steps(aligned, T)
+    steps = dict(steps) if steps else _steps(aligned, T)
     data: dict = {"SYNTHETIC": SYNTHETIC_NOTE}
     for (_, skey), count in zip(FILE_SPLITS.items(), n):
         if dataset == "iemocap":
@@ -127,7 +131,7 @@ def write_mmsa_pickle(
         raise ValueError(f"MMSA fixture dataset must be mosi or mosei, got {dataset!r}")
     rng = np.random.default_rng(seed)
     dim_a, dim_v = FEATURE_DIMS[dataset]
-    steps = _steps(aligned, T)
+    steps = dict(steps) if steps else _steps(aligned, T)
     data: dict = {"SYNTHETIC": SYNTHETIC_NOTE}
     for (_, skey), count in zip(FILE_SPLITS.items(), n):
         score = np.round(rng.uniform(-3, 3, size=count), 1).astype(np.float32)
