@@ -15,33 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
+from repro.analysis import runs
 from repro.config import ConfigError
-from repro.models.init import resolve_checkpoint
-from repro.results import FILENAME, read_record, save_figure
+from repro.results import save_figure
 
 ATTENTION_KEY = "rmfn_attention"
 
 
 def load_run(run_dir: Path):
-    """(cfg, net in eval mode, test dataset, whether the data is a SYNTHETIC fixture) of a finished run."""
-    from repro.train import build_datamodule, build_net
-
-    record_path = Path(run_dir) / FILENAME
-    if not record_path.is_file():
-        raise ConfigError(f"{run_dir} has no {FILENAME}; give the directory of a finished RMFN run "
-                          "(e.g. outputs/tables/rmfn_t1/runs/rmfn/seed_0)")
-    record = read_record(record_path)
-    cfg = OmegaConf.create(record["config"])
+    """(cfg, net in eval mode, test dataset, whether the data is a SYNTHETIC fixture) of a finished RMFN run."""
+    cfg, net, datamodule = runs.load_run(run_dir)
     if "rmfn" not in str(cfg.fusion.net._target_).lower():
         raise ConfigError(f"{run_dir} trained {cfg.fusion.net._target_}, not RMFN; Fig. 3 needs an RMFN run")
-    net = build_net(cfg)
-    state = torch.load(resolve_checkpoint(run_dir), map_location="cpu", weights_only=False)["state_dict"]
-    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-    datamodule = build_datamodule(cfg)
-    datamodule.setup()
-    return cfg, net.eval(), datamodule.splits["test"], bool(getattr(datamodule.reader, "synthetic", False))
+    return cfg, net, datamodule.splits["test"], bool(getattr(datamodule.reader, "synthetic", False))
 
 
 def attention_of(net, dataset, examples: list[int]) -> list[dict]:
