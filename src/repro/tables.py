@@ -129,6 +129,7 @@ def _write_pom_fixture(root: Path) -> None:
 def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
     """Write the SYNTHETIC fixture the smoke run reads and return the overrides that point at it."""
     from repro.data import fixtures, fixtures_cmu
+    from repro.data.fixtures_paired import write_paired_mult_pickles
 
     smoke = table.get("smoke") or {}
     fixture = smoke.get("fixture", "avmnist")
@@ -140,8 +141,10 @@ def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
     writers["pom"] = lambda: _write_pom_fixture(root)
     for dataset in ("mosi", "mosei", "iemocap"):  # MulT's aligned and unaligned pickles
         writers[dataset] = lambda d=dataset: fixtures_cmu.write_mult_pickle(root=root / d, dataset=d)
-        writers[f"{dataset}_unaligned"] = lambda d=dataset: fixtures_cmu.write_mult_pickle(
-            root=root / d, dataset=d, aligned=False)
+        # unaligned: both pickles of the same segments (aligned word vectors = means of their frames), so the
+        # alignment analyses (MICA T6) have their ground truth
+        writers[f"{dataset}_unaligned"] = lambda d=dataset: write_paired_mult_pickles(root / d, dataset=d,
+                                                                                       n=(16, 8, 8))
     if fixture not in writers:
         raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
     writers[fixture]()
