@@ -1,0 +1,310 @@
+"""MICA's alignment losses (Liang et al., ICCV 2021, "Attention is not Enough", §3.4; hyper-parameters Table 1).
+
+Marginal distribution alignment (§3.4, the MMD two-sample statistic and its empirical estimate):
+
+    l_hat_{s,t} = 1/n_s² Σ_m Σ_n K(k_s,m, k_s,n) + 1/n_t² Σ_m Σ_n K(q_t,m, q_t,n) − 2/(n_s n_t) Σ_m Σ_n K(k_s,m, q_t,n)
+
+between the keys k_s (source) and queries q_t (target) of one crossmodal attention unit; L_m sums it over layers and
+modality pairs (done by the network). `mmd_loss` computes this biased (V-statistic) estimate with the real elements
+of the WHOLE BATCH pooled on each side (n_s = Σ_j T_s,j real positions), in blocks of at most chunk x chunk kernel
+entries, forward and backward (a custom autograd function recomputes each block in the backward pass, so no
+n x n matrix is ever stored; MOSEI has n ≈ 24 x 500 = 12,000 key elements per unit).
+
+Kernel (the paper only says "a characteristic kernel"): a multi-bandwidth Gaussian kernel, the MEAN over bandwidths
+
+    K(x, y) = 1/|B| Σ_b exp(−‖x − y‖² / (2 σ_b²))
+
+(a convex combination, as in DAN's multi-kernel MMD; DAN's public code SUMS the kernels instead, which multiplies
+the loss — and so the effective α — by |B| = 5). Default bandwidths (`gaussian_kernel_bandwidths`): DAN's
+geometric ladder around the data scale, 2 σ_b² = m_b · D̄ with m_b ∈ DEFAULT_BANDWIDTH_MULTIPLIERS = (1/4, 1/2, 1,
+2, 4) and D̄ = the mean squared distance between distinct elements of the pooled source ∪ target set, computed in
+closed form (no pairwise matrix) and DETACHED (the bandwidths are not trained). Fixed bandwidths can be passed
+instead as a sequence of σ values.
+
+Heads: keys/queries may come as (B, H, T, d_k); the heads are folded into the feature dimension, i.e. the MMD is
+taken between the full H·d_k-dimensional key and query vectors (the paper's single-head notation k = W_K^T z with
+W_K ∈ R^{d x d_k}; one kernel matrix per unit instead of H).
+
+Propagated element-level alignment (§3.4, Eq. 2 and the W / V definitions):
+
+    W^[i] = softmax(Q_t K_s^T / sqrt(d_k)) > γ,  γ = the probability ranked at τ·T_s·T_t;
+    V^[i] = V^[i−1] ∪ W^[i],  V^[0] = W^[0];
+    d_j = Σ_n Σ_m V_n,m · ‖q_j,n − k_j,m‖²,  L_e = Σ_j Σ_i Σ_{s≠t} d_j.
+
+`pea_selection` gives W (exactly ⌈τ · T_s,real · T_t,real⌉ real pairs per sample and head), `propagate` the union,
+`pea_loss` the weighted squared distances (summed over heads, MEAN over the samples of the batch so β's scale does
+not depend on the batch size — the paper's sum over the N training samples differs by the constant N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+DEFAULT_BANDWIDTH_MULTIPLIERS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""2σ_b² = multiplier · (mean pairwise squared distance of the pooled batch elements) — DAN's ladder (×2 steps)."""
+
+DEFAULT_CHUNK = 2048
+_MIN_SCALE = 1e-12  # floor for the data scale D̄ so identical elements do not give σ = 0
+
+
+# ----------------------------------------------------------------------------------------------- element pooling
+def _as_sequence(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """(B, T, d) as is; (B, H, T, d_k) -> (B, T, H·d_k) (heads folded into the feature dimension)."""
+    if tensor.dim() == 3:
+        return tensor
+    if tensor.dim() == 4:
+        batch, heads, steps, dim = tensor.shape
+        return tensor.permute(0, 2, 1, 3).reshape(batch, steps, heads * dim)
+    raise ValueError(f"alignment.mmd_loss: {name} must be (B, T, d) or (B, H, T, d_k), got shape "
+                     f"{tuple(tensor.shape)}; pass the keys/queries of one crossmodal attention unit")
+
+
+def _pool_real(sequence: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Tensor:
+    """The real elements of the whole batch as an (n, d) matrix."""
+    batch, steps, dim = sequence.shape
+    if mask is None:
+        return sequence.reshape(batch * steps, dim)
+    if tuple(mask.shape) != (batch, steps):
+        raise ValueError(f"alignment.mmd_loss: {name}_mask must be (B, T) = {(batch, steps)}, got "
+                         f"{tuple(mask.shape)}; pass the (B, T) bool mask of the {name} sequence (True = real)")
+    return sequence[mask.to(torch.bool)]
+
+
+# ------------------------------------------------------------------------------------------------ bandwidths
+def mean_pairwise_squared_distance(elements: torch.Tensor) -> torch.Tensor:
+    """Mean ‖x_i − x_j‖² over i ≠ j, in closed form: (2n Σ‖x_i‖² − 2‖Σ x_i‖²) / (n(n − 1)); detached, float64."""
+    x = elements.detach().double()
+    n = x.shape[0]
+    if n < 2:
+        return x.new_zeros(())
+    total = 2 * n * x.pow(2).sum() - 2 * x.sum(0).pow(2).sum()
+    return (total / (n * (n - 1))).clamp_min(0)
+
+
+def gaussian_kernel_bandwidths(source_elements: torch.Tensor, target_elements: torch.Tensor,
+                               multipliers: Sequence[float] = DEFAULT_BANDWIDTH_MULTIPLIERS) -> torch.Tensor:
+    """Default σ_b (1-D, detached): 2σ_b² = m_b · D̄, D̄ = mean pairwise squared distance of source ∪ target."""
+    if len(multipliers) == 0:
+        raise ValueError("alignment.gaussian_kernel_bandwidths: multipliers is empty; pass at least one, e.g. "
+                         f"{DEFAULT_BANDWIDTH_MULTIPLIERS}")
+    pooled = torch.cat([source_elements.detach(), target_elements.detach()], dim=0)
+    scale = mean_pairwise_squared_distance(pooled).clamp_min(_MIN_SCALE)
+    factors = torch.tensor([float(m) for m in multipliers], dtype=torch.float64, device=pooled.device)
+    return (factors * scale / 2).sqrt().to(source_elements.dtype)
+
+
+def _check_bandwidths(bandwidths: Sequence[float] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    sigmas = torch.as_tensor(bandwidths, dtype=torch.float64, device=device).detach().reshape(-1)
+    if sigmas.numel() == 0:
+        raise ValueError("alignment.mmd_loss: bandwidths is empty; pass a list of Gaussian σ values or None for "
+                         "the default ladder (DEFAULT_BANDWIDTH_MULTIPLIERS x the batch's data scale)")
+    if not bool(torch.isfinite(sigmas).all() & (sigmas > 0).all()):
+        raise ValueError(f"alignment.mmd_loss: bandwidths must be finite and > 0, got {sigmas.tolist()}; "
+                         "pass Gaussian σ values such as [0.5, 1, 2]")
+    return sigmas
+
+
+# -------------------------------------------------------------------------------------------- blockwise kernel
+def kernel_blocks(n_rows: int, n_cols: int, chunk: int, symmetric: bool) -> Iterator[tuple[slice, slice, float]]:
+    """(rows, cols, factor) blocks covering an n_rows x n_cols kernel matrix, each at most chunk x chunk.
+
+    With `symmetric` (the matrix K(x, x)) only blocks on or above the diagonal are visited; the off-diagonal ones
+    count twice (factor 2).
+    """
+    for row_start in range(0, n_rows, chunk):
+        rows = slice(row_start, min(row_start + chunk, n_rows))
+        for col_start in range(row_start if symmetric else 0, n_cols, chunk):
+            cols = slice(col_start, min(col_start + chunk, n_cols))
+            yield rows, cols, (2.0 if symmetric and col_start != row_start else 1.0)
+
+
+def _block_squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """‖x_i − y_j‖² via ‖x‖² + ‖y‖² − 2 x·y (no (n, m, d) tensor); clamped at 0 against rounding."""
+    norms = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1)
+    return torch.addmm(norms, x, y.T, alpha=-2.0).clamp_min_(0)  # one fused pass over the block
+
+
+class _ChunkedKernelSum(torch.autograd.Function):
+    """Σ_ij K(x_i, y_j) for the mean-of-Gaussians kernel, block by block; backward recomputes each block.
+
+    With K = mean_b exp(−D c_b), c_b = 1/(2σ_b²), D_ij = ‖x_i − y_j‖²: ∂K_ij/∂D_ij = −A_ij with
+    A = mean_b c_b exp(−D c_b), so ∂/∂x_i = −2 Σ_j A_ij (x_i − y_j) and ∂/∂y_j = −2 Σ_i A_ij (y_j − x_i).
+    When `y` is None the matrix is K(x, x) (symmetric: only upper blocks are computed).
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, rates, chunk):
+        symmetric = y is None
+        other = x if symmetric else y
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
+        for rows, cols, factor in kernel_blocks(x.shape[0], other.shape[0], chunk, symmetric):
+            kernel = _block_kernel(_block_squared_distances(x[rows], other[cols]), rates)
+            total += factor * kernel.sum(dtype=torch.float64)
+        ctx.save_for_backward(x, other)
+        ctx.rates, ctx.chunk, ctx.symmetric = rates, chunk, symmetric
+        return total.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        x, other = ctx.saved_tensors
+        grad_x = torch.zeros_like(x)
+        grad_other = grad_x if ctx.symmetric else torch.zeros_like(other)
+        for rows, cols, factor in kernel_blocks(x.shape[0], other.shape[0], ctx.chunk, ctx.symmetric):
+            x_block, other_block = x[rows], other[cols]
+            slope = _block_kernel(_block_squared_distances(x_block, other_block), ctx.rates, slope=True)
+            scale = -2.0 * factor * grad_total
+            grad_x[rows] += scale * (slope.sum(1, keepdim=True) * x_block - slope @ other_block)
+            grad_other[cols] += scale * (slope.sum(0).unsqueeze(1) * other_block - slope.T @ x_block)
+        return grad_x, (None if ctx.symmetric else grad_other), None, None
+
+
+def _block_kernel(squared_distances: torch.Tensor, rates: list[float], slope: bool = False) -> torch.Tensor:
+    """K = mean_b exp(−D c_b) for one block, or (slope=True) A = mean_b c_b exp(−D c_b) = −∂K/∂D."""
+    total = torch.zeros_like(squared_distances)
+    for c in rates:
+        total.add_(squared_distances.mul(-c).exp_(), alpha=c if slope else 1.0)
+    return total.div_(len(rates))
+
+
+def chunked_kernel_sum(x: torch.Tensor, y: torch.Tensor | None, sigmas: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Σ_ij K(x_i, y_j) (y None: K(x, x)) with K the mean over σ of exp(−‖·‖²/(2σ²)); differentiable.
+
+    Computed in at least float32 with autocast off: half-precision distances ‖x‖² + ‖y‖² − 2x·y lose the small
+    distances that the narrow kernels see. (TF32 matmuls, if enabled globally on GPU, blur them somewhat too.)
+    """
+    rates = [1.0 / (2.0 * sigma * sigma) for sigma in sigmas.double().tolist()]  # one host sync per call
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x, y = x.float(), (None if y is None else y.float())
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _ChunkedKernelSum.apply(x, y, rates, chunk)
+
+
+# --------------------------------------------------------------------------------------------------------- MMD
+def mmd_loss(source: torch.Tensor, target: torch.Tensor, source_mask: torch.Tensor | None,
+             target_mask: torch.Tensor | None, bandwidths: Sequence[float] | torch.Tensor | None = None,
+             chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """Biased MMD² between the real source keys and target queries of the batch (§3.4, l_hat_{s,t}); scalar.
+
+    source (B, T_s, d) or (B, H, T_s, d_k) keys, target (B, T_t, d) or (B, H, T_t, d_k) queries, masks (B, T) bool
+    (True = real; None = all real). bandwidths: σ values, or None for `gaussian_kernel_bandwidths`' ladder.
+    At most chunk x chunk kernel entries exist at once (forward and backward). Not clamped at 0: for coinciding
+    distributions rounding can give ≈ −1e-7, and a clamp would zero the gradient.
+    """
+    if int(chunk) < 1:
+        raise ValueError(f"alignment.mmd_loss: chunk must be a positive int, got {chunk}; e.g. chunk=2048")
+    keys = _pool_real(_as_sequence(source, "source"), source_mask, "source")
+    queries = _pool_real(_as_sequence(target, "target"), target_mask, "target")
+    if keys.shape[1] != queries.shape[1]:
+        raise ValueError(f"alignment.mmd_loss: source and target feature sizes differ ({keys.shape[1]} vs "
+                         f"{queries.shape[1]}); pass keys and queries of the same common space")
+    for name, elements in (("source", keys), ("target", queries)):
+        if elements.shape[0] == 0:
+            raise ValueError(f"alignment.mmd_loss: {name} has no real element in the batch ({name}_mask all "
+                             "False); the MMD needs at least one element per side — check the masks")
+    if bandwidths is None:
+        sigmas = gaussian_kernel_bandwidths(keys, queries).double()
+    else:
+        sigmas = _check_bandwidths(bandwidths, keys.device)
+    n_s, n_t = keys.shape[0], queries.shape[0]
+    source_term = chunked_kernel_sum(keys, None, sigmas, int(chunk)) / (n_s * n_s)
+    target_term = chunked_kernel_sum(queries, None, sigmas, int(chunk)) / (n_t * n_t)
+    cross_term = chunked_kernel_sum(keys, queries, sigmas, int(chunk)) / (n_s * n_t)
+    return source_term + target_term - 2 * cross_term
+
+
+# ------------------------------------------------------------------------------------------ PEA selection / loss
+def _check_tau(tau: float) -> float:
+    tau = float(tau)
+    if not 0.0 < tau <= 1.0:  # also rejects NaN
+        raise ValueError(f"alignment.pea_selection: selection rate tau must be in (0, 1], got {tau}; "
+                         "MICA Table 1 uses 0.3 (MOSEI) / 0.25 (MOSI, IEMOCAP)")
+    return tau
+
+
+def selection_counts(target_mask: torch.Tensor, source_mask: torch.Tensor, tau: float) -> torch.Tensor:
+    """Per sample k = ⌈τ · T_t,real · T_s,real⌉ (at least 1 when both sides have a real step), int64 (B,)."""
+    real_pairs = target_mask.sum(1).double() * source_mask.sum(1).double()
+    # the 1e-9 relative slack keeps float error in τ·n (0.7·10 = 7.000000000000001) from adding one extra pair
+    counts = torch.ceil(tau * real_pairs * (1 - 1e-9)).long()
+    return torch.where(real_pairs > 0, counts.clamp_min(1), torch.zeros_like(counts))
+
+
+def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, source_mask: torch.Tensor | None,
+                  tau: float) -> torch.Tensor:
+    """W^[i] (§3.4): the top ⌈τ · T_s,real · T_t,real⌉ attention probabilities of each (sample, head) matrix.
+
+    attention (B, H, T_t, T_s) or (B, T_t, T_s); masks (B, T) bool, True = real (None = all real). Only real
+    (target, source) pairs compete; pads are never selected. Returns a bool mask of attention's shape, with no
+    gradient. Ties at the threshold γ: exactly k pairs are kept, the earlier ones in row-major (target, source)
+    order (stable sort), so the paper's "> γ" is read as "ranked within the top k".
+    """
+    tau = _check_tau(tau)
+    squeeze = attention.dim() == 3
+    scores = attention.detach().unsqueeze(1) if squeeze else attention.detach()
+    if scores.dim() != 4:
+        raise ValueError(f"alignment.pea_selection: attention must be (B, H, T_t, T_s) or (B, T_t, T_s), got "
+                         f"{tuple(attention.shape)}; pass the softmax(Q K^T / sqrt(d_k)) probabilities")
+    batch, heads, target_len, source_len = scores.shape
+    target_mask = _mask_or_all(target_mask, batch, target_len, scores.device, "target_mask")
+    source_mask = _mask_or_all(source_mask, batch, source_len, scores.device, "source_mask")
+    real = target_mask[:, None, :, None] & source_mask[:, None, None, :]
+    flat = scores.masked_fill(~real, float("-inf")).reshape(batch, heads, -1)
+    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
+    counts = selection_counts(target_mask, source_mask, tau)
+    keep = torch.arange(flat.shape[-1], device=scores.device) < counts[:, None, None]
+    selected = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, keep.expand_as(order))
+    selected = selected.reshape(batch, heads, target_len, source_len)
+    return selected.squeeze(1) if squeeze else selected
+
+
+def _mask_or_all(mask: torch.Tensor | None, batch: int, steps: int, device, name: str) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(batch, steps, dtype=torch.bool, device=device)
+    if tuple(mask.shape) != (batch, steps):
+        raise ValueError(f"alignment.pea_selection: {name} must be (B, T) = {(batch, steps)}, got "
+                         f"{tuple(mask.shape)}; pass the (B, T) bool mask (True = real step)")
+    return mask.to(device=device, dtype=torch.bool)
+
+
+def propagate(previous: torch.Tensor | None, current: torch.Tensor) -> torch.Tensor:
+    """V^[i] = V^[i−1] ∪ W^[i] (V^[0] = W^[0]: pass previous=None for the first layer); bool.
+
+    The union is element-wise, so every layer's selection must have the same (B, H, T_t, T_s) shape — true in
+    MulT/MICA, whose crossmodal layers keep the sequence lengths.
+    """
+    current = current.to(torch.bool)
+    if previous is None:
+        return current
+    if previous.shape != current.shape:
+        raise ValueError(f"alignment.propagate: previous selection {tuple(previous.shape)} and current "
+                         f"{tuple(current.shape)} differ; the union needs the same (B, H, T_t, T_s) at every layer")
+    return previous.to(torch.bool) | current
+
+
+def pea_loss(queries: torch.Tensor, keys: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: mean_j Σ_heads Σ_n Σ_m V_n,m ‖q_j,n − k_j,m‖² (scalar; MEAN over the B samples of the batch).
+
+    queries (B, H, T_t, d_k), keys (B, H, T_s, d_k), weights (B, H, T_t, T_s) (bool V or float); 3-D inputs
+    (no head axis) are accepted too. Distances via ‖q‖² + ‖k‖² − 2 q·k, never a (T_t, T_s, d_k) tensor.
+    """
+    if queries.dim() == 3 and keys.dim() == 3 and weights.dim() == 3:
+        queries, keys, weights = queries.unsqueeze(1), keys.unsqueeze(1), weights.unsqueeze(1)
+    expected = (*queries.shape[:3], keys.shape[2])
+    if queries.dim() != 4 or keys.dim() != 4 or tuple(weights.shape) != expected \
+            or keys.shape[:2] != queries.shape[:2] or keys.shape[3] != queries.shape[3]:
+        raise ValueError(f"alignment.pea_loss: expected queries (B, H, T_t, d_k), keys (B, H, T_s, d_k), weights "
+                         f"(B, H, T_t, T_s); got {tuple(queries.shape)}, {tuple(keys.shape)}, "
+                         f"{tuple(weights.shape)}")
+    squared = (queries.pow(2).sum(-1, keepdim=True) + keys.pow(2).sum(-1).unsqueeze(-2)
+               - 2 * queries @ keys.transpose(-1, -2))
+    per_sample = (weights.to(squared.dtype) * squared).sum(dim=(1, 2, 3))
+    return per_sample.mean()
+
+
+__all__ = [
+    "DEFAULT_BANDWIDTH_MULTIPLIERS", "DEFAULT_CHUNK", "chunked_kernel_sum", "gaussian_kernel_bandwidths",
+    "kernel_blocks", "mean_pairwise_squared_distance", "mmd_loss", "pea_loss", "pea_selection", "propagate",
+    "selection_counts",
+]
