@@ -1,0 +1,200 @@
+"""MICA — Modality-Invariant Crossmodal Attention (Liang, Lin, Feng, Zhang, Lv, ICCV 2021, "Attention is not
+Enough", mica.txt §3.4: backbone with the merging gate, marginal (MMD) and propagated element-level (PEA) alignment;
+objective L = L_p + α L_m + β L_e; hyper-parameters Table 1; ablations Table 5). No official code exists
+(IMPLEMENTATION-NOTES §4): built on `MulT` (mult.py), every choice the paper leaves open is listed here.
+
+Backbone (`gate=True`): layer i runs all six crossmodal units CA_{s→t}^[i], then per target the two reinforced
+streams are merged (§3.4):  G = σ(Z_{s1→t} W_1 + Z_{s2→t} W_2 + b),  Z_t^[i+1] = G ⊙ Z_{s1→t} + (1 − G) ⊙ Z_{s2→t}.
+- b: the paper's b ∈ R^{T_t × d} is a per-position bias. Sequence lengths vary across data sets (and batches may
+  be trimmed), so by default b is a (d,) bias shared by all steps; `gate_bias_steps={modality: T_max}` gives the
+  paper's per-position bias (T_max, d), indexed by the absolute step 0..T−1 (longer inputs raise ValueError).
+- Z_t^[i+1] is the query input of both units of target t at layer i+1, and (`merged_sources=True`, the reading of
+  §3.4's per-layer z_s^[i]) also the key/value input of every unit whose SOURCE is t. `merged_sources=False` keeps
+  MulT's fixed sources (every layer attends to the embedded source sequence).
+- After the last layer (`memory_input="merged"`, default) the merged Z_t^[D] goes through a final LayerNorm into a
+  d-wide self-attention memory encoder ("we then pass the reinforced sequences of each modality through a
+  self-attention transformer and concatenate them"): the head reads 3d, not MulT's 6d. `memory_input="streams"`
+  leaves the last layer unmerged and concatenates its two normalised streams (2d, as MulT). (Only with gate=True.)
+`gate=False`: MulT's separate streams and fixed sources, exactly MulT's structure and parameters (Table 5/6 "w/o
+gate" ablations), with the alignment losses still available.
+
+Losses (`aux_losses`, only computed while training unless `align_in_eval`, and only for a non-zero weight):
+- `mmd` = α · Σ_layers Σ_units mmd_loss(keys_s, queries_t) (alignment.py: heads folded into the features, the real
+  elements of the batch pooled). `mmd_max_elements` (default None = all) subsamples each side uniformly at random
+  to that many real elements to bound the O(n²) kernel cost (an estimate of the same MMD; not in the paper).
+- `pea` = β · Σ_layers Σ_units pea_loss(q, k, V) with W = pea_selection(attention, masks, τ) on the detached
+  attention probabilities and V = W ∪ V^[i−1] (`propagate=True`) or V = W (Table 5 "w/o propagation").
+`align_every_layer=False` aligns only the last layer. With α = β = 0 no queries/keys/probabilities are exported.
+`export_attention_layer = i` (attribute, default None) stores every unit's (B, H, T_t, T_s) attention of layer i in
+`extras["attention_<t>_with_<s>"]` (Fig. 4). `extras["gate_<t>"]` holds the last merging gate G (B, T_t, d).
+Cost: the explicit probabilities, the selection and the loss of PEA are O(T_t·T_s) per unit, head and layer; layers
+whose queries/keys feed a loss are not activation-checkpointed (`checkpoint_layers` then only saves memory in the
+other layers and the memory encoders).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from repro.models.net import NetOutput
+from repro.models.sequence.alignment import mmd_loss, pea_loss, pea_selection, propagate
+from repro.models.sequence.mult import MulT, run_layer
+
+MEMORY_INPUTS = ("merged", "streams")
+
+
+class MergeGate(nn.Module):
+    """G = σ(Z_1 W_1 + Z_2 W_2 + b); returns G ⊙ Z_1 + (1 − G) ⊙ Z_2 and G. b is (d,) or per position (T_max, d)."""
+
+    def __init__(self, d: int, bias_steps: int | None = None):
+        super().__init__()
+        self.first = nn.Linear(d, d, bias=False)
+        self.second = nn.Linear(d, d, bias=False)
+        self.bias = nn.Parameter(torch.zeros(d) if bias_steps is None else torch.zeros(int(bias_steps), d))
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bias = self.bias
+        if bias.dim() == 2:
+            steps = z1.shape[1]
+            if steps > bias.shape[0]:
+                raise ValueError(f"MICA gate has a per-position bias for {bias.shape[0]} steps, the input has "
+                                 f"{steps}; raise fusion.net.gate_bias_steps for this modality")
+            bias = bias[:steps]
+        gate = torch.sigmoid(self.first(z1) + self.second(z2) + bias)
+        return gate * z1 + (1 - gate) * z2, gate
+
+
+class MICA(MulT):
+    def __init__(
+        self,
+        encoders,
+        num_classes: int,
+        alpha: float = 0.8,
+        beta: float = 0.5,
+        tau: float = 0.3,
+        propagate: bool = True,
+        bandwidths=None,
+        gate: bool = True,
+        align_every_layer: bool = True,
+        merged_sources: bool = True,
+        memory_input: str = "merged",
+        gate_bias_steps=None,
+        mmd_max_elements: int | None = None,
+        align_in_eval: bool = False,
+        **mult_config,
+    ):
+        super().__init__(encoders, num_classes, **mult_config)
+        if memory_input not in MEMORY_INPUTS:
+            raise ValueError(f"MICA memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r} "
+                             "(fusion.net.memory_input)")
+        if gate and len(self.modalities) != 3:
+            raise ValueError(f"MICA's merging gate merges the two streams of each target and needs exactly three "
+                             f"modalities, got {self.modalities}; use gate=false or three encoders")
+        if not 0.0 < float(tau) <= 1.0:
+            raise ValueError(f"MICA tau (selection rate) must be in (0, 1], got {tau} (fusion.net.tau)")
+        self.alpha, self.beta, self.tau = float(alpha), float(beta), float(tau)
+        self.propagate, self.bandwidths = bool(propagate), (None if bandwidths is None else list(bandwidths))
+        self.gated, self.align_every_layer = bool(gate), bool(align_every_layer)
+        self.merged_sources, self.memory_input = bool(merged_sources), memory_input
+        self.mmd_max_elements = None if mmd_max_elements is None else int(mmd_max_elements)
+        self.align_in_eval = bool(align_in_eval)
+        self.export_attention_layer: int | None = None
+        if self.gated:
+            self.build_gates(gate_bias_steps or {})
+
+    def build_gates(self, bias_steps) -> None:
+        merged_out = self.memory_input == "merged"
+        merging_layers = self.num_layers if merged_out else self.num_layers - 1
+        self.gates = nn.ModuleList(
+            nn.ModuleDict({t: MergeGate(self.d, bias_steps.get(t)) for t in self.modalities})
+            for _ in range(merging_layers))
+        if merged_out:  # the units' own final LayerNorms are replaced by one per merged target
+            for stack in self.crossmodal.values():
+                stack.norm = None
+            self.merged_norms = nn.ModuleDict({t: nn.LayerNorm(self.d) for t in self.modalities})
+            self.build_memory_and_head(width=self.d)
+
+    # ---------------------------------------------------------------- alignment
+    def aligning(self) -> bool:
+        return (self.alpha > 0 or self.beta > 0) and (self.training or self.align_in_eval)
+
+    def wants_details(self, layer: int) -> bool:
+        aligned_layer = self.align_every_layer or layer == self.num_layers - 1
+        return (self.aligning() and aligned_layer) or self.export_attention_layer == layer
+
+    def real_elements(self, per_head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, d_k) -> (1, n, H·d_k) real elements (randomly subsampled to `mmd_max_elements`)."""
+        elements = per_head.transpose(1, 2).flatten(2)[mask]
+        limit = self.mmd_max_elements
+        if limit is not None and elements.shape[0] > limit:
+            elements = elements[torch.randperm(elements.shape[0], device=elements.device)[:limit]]
+        return elements.unsqueeze(0)
+
+    def align(self, unit, info, masks, state) -> None:
+        """Add this unit's MMD / PEA terms to `state` (unweighted sums) and update its propagated selection."""
+        t, s = unit
+        if self.alpha > 0 and bool(masks[s].any()) and bool(masks[t].any()):
+            keys, queries = self.real_elements(info["keys"], masks[s]), self.real_elements(info["queries"], masks[t])
+            state["mmd"] = state.get("mmd", 0.0) + mmd_loss(keys, queries, None, None, self.bandwidths)
+        if self.beta > 0:
+            selection = pea_selection(info["attention"], masks[t], masks[s], self.tau)
+            if self.propagate:
+                selection = propagate(state["selections"].get(unit), selection)
+                state["selections"][unit] = selection
+            state["pea"] = state.get("pea", 0.0) + pea_loss(info["queries"], info["keys"], selection)
+
+    # ---------------------------------------------------------------- backbone
+    def crossmodal_aligned(self, embedded, masks):
+        """The crossmodal layers with gates and alignment -> (memory inputs per target, aux_losses, extras)."""
+        units = self.units()
+        streams = {u: self.embed_dropped(embedded[u[0]]) for u in units}
+        sources = {u: (self.embed_dropped(embedded[u[1]]), self.embed_dropped(embedded[u[1]])) for u in units}
+        attention_masks = {u: self.attention_mask(masks[u[1]], embedded[u[0]].shape[1]) for u in units}
+        state, extras = {"selections": {}}, {}
+        for i in range(self.num_layers):
+            details = self.wants_details(i)
+            probabilities = details and (self.beta > 0 or self.export_attention_layer == i)
+            for u in units:
+                layer = self.crossmodal[self.unit_name(u[1], u[0])].layers[i]
+                if details:
+                    streams[u], info = layer(streams[u], *sources[u], attention_masks[u], details, probabilities)
+                else:
+                    streams[u], info = run_layer(layer, streams[u], *sources[u], attention_masks[u],
+                                                 self.checkpoint_layers), None
+                if info is not None:
+                    if self.aligning() and (self.align_every_layer or i == self.num_layers - 1):
+                        self.align(u, info, masks, state)
+                    if self.export_attention_layer == i:
+                        extras[f"attention_{self.unit_name(u[1], u[0])}"] = info["attention"]
+            if self.gated and i < len(self.gates):
+                self.merge(i, streams, sources, extras)
+        aux = {name: weight * state[name] for name, weight in (("mmd", self.alpha), ("pea", self.beta))
+               if name in state}
+        return self.fused(streams), aux, extras
+
+    def merge(self, layer: int, streams, sources, extras) -> None:
+        """Z_t^[i+1] = gate(Z_{s1→t}, Z_{s2→t}) feeds both units of t (and, merged_sources, those with source t)."""
+        merged = {}
+        for t in self.modalities:
+            first, second = (u for u in self.units() if u[0] == t)
+            merged[t], gate = self.gates[layer][t](streams[first], streams[second])
+            extras[f"gate_{t}"] = gate
+        for u in self.units():
+            streams[u] = merged[u[0]]
+            if self.merged_sources:
+                sources[u] = (merged[u[1]], merged[u[1]])
+
+    def fused(self, streams) -> dict[str, torch.Tensor]:
+        if self.gated and self.memory_input == "merged":
+            return {t: self.merged_norms[t](streams[next(u for u in self.units() if u[0] == t)])
+                    for t in self.modalities}
+        return {t: torch.cat([self.crossmodal[self.unit_name(s, t)].norm(streams[(t, s)])
+                              for tt, s in self.units() if tt == t], dim=-1)
+                for t in self.modalities}
+
+    def forward(self, batch):
+        xs, masks = self.sequences(batch)
+        fused, aux, extras = self.crossmodal_aligned(self.project(xs, masks), masks)
+        logits = self.summarise(fused, masks)
+        return NetOutput(logits=logits, aux_losses=aux, extras=extras)
