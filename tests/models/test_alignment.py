@@ -289,3 +289,15 @@ def test_mmd_half_precision_inputs_are_computed_in_float32(sequences):
     torch.testing.assert_close(got, reference, rtol=0.05, atol=2e-3)  # only the bf16 rounding of the inputs
     got.backward()
     assert half_source.grad is not None and half_source.grad.dtype == torch.bfloat16
+
+
+def test_pea_loss_pairs_reduction_is_the_mean_over_selected_pairs():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 6, 5)
+    w = torch.rand(2, 3, 4, 6) > 0.6
+    naive = [sum(float(((q[b, h, n] - k[b, h, m]) ** 2).sum()) for h in range(3) for n in range(4) for m in range(6)
+                 if w[b, h, n, m]) / int(w[b].sum()) for b in range(2)]
+    got = pea_loss(q, k, w, reduction="pairs")
+    assert float(got) == pytest.approx(sum(naive) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        pea_loss(q, k, w, reduction="mean")

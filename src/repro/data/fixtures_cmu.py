@@ -131,7 +131,7 @@ def write_mmsa_pickle(
         raise ValueError(f"MMSA fixture dataset must be mosi or mosei, got {dataset!r}")
     rng = np.random.default_rng(seed)
     dim_a, dim_v = FEATURE_DIMS[dataset]
-    steps = dict(steps) if steps else _steps(aligned, T)
+    steps = _steps(aligned, T)
     data: dict = {"SYNTHETIC": SYNTHETIC_NOTE}
     for (_, skey), count in zip(FILE_SPLITS.items(), n):
         score = np.round(rng.uniform(-3, 3, size=count), 1).astype(np.float32)

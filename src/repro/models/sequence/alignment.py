@@ -283,12 +283,21 @@ def propagate(previous: torch.Tensor | None, current: torch.Tensor) -> torch.Ten
     return previous.to(torch.bool) | current
 
 
-def pea_loss(queries: torch.Tensor, keys: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+PEA_REDUCTIONS = ("sum", "pairs")
+
+
+def pea_loss(queries: torch.Tensor, keys: torch.Tensor, weights: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """Eq. 2: mean_j Σ_heads Σ_n Σ_m V_n,m ‖q_j,n − k_j,m‖² (scalar; MEAN over the B samples of the batch).
 
     queries (B, H, T_t, d_k), keys (B, H, T_s, d_k), weights (B, H, T_t, T_s) (bool V or float); 3-D inputs
-    (no head axis) are accepted too. Distances via ‖q‖² + ‖k‖² − 2 q·k, never a (T_t, T_s, d_k) tensor.
+    (no head axis) are accepted too. Computed as Σ r_n ‖q_n‖² + Σ c_m ‖k_m‖² − 2 Σ_n q_n · (V k)_n with the row and
+    column sums r, c of V: no (T_t, T_s) distance tensor and no (T_t, T_s, d_k) one.
+    `reduction="pairs"` divides each sample's sum by its number of selected (head, n, m) pairs — the mean squared
+    distance of the selected pairs. The literal sum ("sum", the equation) grows with τ·T_s·T_t: at the unaligned
+    MOSEI shape it is ~1e7, which a weight β = 0.5 would make millions of times the task loss.
     """
+    if reduction not in PEA_REDUCTIONS:
+        raise ValueError(f"alignment.pea_loss: reduction must be one of {PEA_REDUCTIONS}, got {reduction!r}")
     if queries.dim() == 3 and keys.dim() == 3 and weights.dim() == 3:
         queries, keys, weights = queries.unsqueeze(1), keys.unsqueeze(1), weights.unsqueeze(1)
     expected = (*queries.shape[:3], keys.shape[2])
@@ -297,14 +306,17 @@ def pea_loss(queries: torch.Tensor, keys: torch.Tensor, weights: torch.Tensor) -
         raise ValueError(f"alignment.pea_loss: expected queries (B, H, T_t, d_k), keys (B, H, T_s, d_k), weights "
                          f"(B, H, T_t, T_s); got {tuple(queries.shape)}, {tuple(keys.shape)}, "
                          f"{tuple(weights.shape)}")
-    squared = (queries.pow(2).sum(-1, keepdim=True) + keys.pow(2).sum(-1).unsqueeze(-2)
-               - 2 * queries @ keys.transpose(-1, -2))
-    per_sample = (weights.to(squared.dtype) * squared).sum(dim=(1, 2, 3))
+    v = weights.to(queries.dtype)
+    rows, cols = v.sum(-1), v.sum(-2)  # (B, H, T_t), (B, H, T_s)
+    per_sample = ((rows * queries.pow(2).sum(-1)).sum(dim=(1, 2)) + (cols * keys.pow(2).sum(-1)).sum(dim=(1, 2))
+                  - 2 * (queries * (v @ keys)).sum(dim=(1, 2, 3)))
+    if reduction == "pairs":
+        per_sample = per_sample / rows.sum(dim=(1, 2)).clamp(min=1.0)
     return per_sample.mean()
 
 
 __all__ = [
     "DEFAULT_BANDWIDTH_MULTIPLIERS", "DEFAULT_CHUNK", "chunked_kernel_sum", "gaussian_kernel_bandwidths",
-    "kernel_blocks", "mean_pairwise_squared_distance", "mmd_loss", "pea_loss", "pea_selection", "propagate",
-    "selection_counts",
+    "kernel_blocks", "mean_pairwise_squared_distance", "mmd_loss", "PEA_REDUCTIONS", "pea_loss", "pea_selection",
+    "propagate", "selection_counts",
 ]

@@ -24,6 +24,9 @@ Losses (`aux_losses`, only computed while training unless `align_in_eval`, and o
   to that many real elements to bound the O(n²) kernel cost (an estimate of the same MMD; not in the paper).
 - `pea` = β · Σ_layers Σ_units pea_loss(q, k, V) with W = pea_selection(attention, masks, τ) on the detached
   attention probabilities and V = W ∪ V^[i−1] (`propagate=True`) or V = W (Table 5 "w/o propagation").
+  `pea_reduction="pairs"` (default) averages each sample's Σ V‖q − k‖² over its selected pairs; "sum" is Eq. 2's
+  literal sum, ~1e7 at the unaligned MOSEI shape (τ·T_s·T_t·heads pairs), which β = 0.5 would make millions of times
+  the task loss — the paper's results imply a normalised loss (a decision, not in the paper).
 `align_every_layer=False` aligns only the last layer. With α = β = 0 no queries/keys/probabilities are exported.
 `export_attention_layer = i` (attribute, default None) stores every unit's (B, H, T_t, T_s) attention of layer i in
 `extras["attention_<t>_with_<s>"]` (Fig. 4). `extras["gate_<t>"]` holds the last merging gate G (B, T_t, d).
@@ -38,7 +41,7 @@ import torch
 from torch import nn
 
 from repro.models.net import NetOutput
-from repro.models.sequence.alignment import mmd_loss, pea_loss, pea_selection, propagate
+from repro.models.sequence.alignment import PEA_REDUCTIONS, mmd_loss, pea_loss, pea_selection, propagate
 from repro.models.sequence.mult import MulT, run_layer
 
 MEMORY_INPUTS = ("merged", "streams")
@@ -82,6 +85,7 @@ class MICA(MulT):
         gate_bias_steps=None,
         mmd_max_elements: int | None = None,
         align_in_eval: bool = False,
+        pea_reduction: str = "pairs",
         **mult_config,
     ):
         super().__init__(encoders, num_classes, **mult_config)
@@ -99,6 +103,10 @@ class MICA(MulT):
         self.merged_sources, self.memory_input = bool(merged_sources), memory_input
         self.mmd_max_elements = None if mmd_max_elements is None else int(mmd_max_elements)
         self.align_in_eval = bool(align_in_eval)
+        if pea_reduction not in PEA_REDUCTIONS:
+            raise ValueError(f"MICA pea_reduction must be one of {PEA_REDUCTIONS}, got {pea_reduction!r} "
+                             "(fusion.net.pea_reduction)")
+        self.pea_reduction = pea_reduction
         self.export_attention_layer: int | None = None
         if self.gated:
             self.build_gates(gate_bias_steps or {})
@@ -142,7 +150,8 @@ class MICA(MulT):
             if self.propagate:
                 selection = propagate(state["selections"].get(unit), selection)
                 state["selections"][unit] = selection
-            state["pea"] = state.get("pea", 0.0) + pea_loss(info["queries"], info["keys"], selection)
+            state["pea"] = state.get("pea", 0.0) + pea_loss(info["queries"], info["keys"], selection,
+                                                                self.pea_reduction)
 
     # ---------------------------------------------------------------- backbone
     def crossmodal_aligned(self, embedded, masks):
