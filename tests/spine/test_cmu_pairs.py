@@ -8,14 +8,18 @@ import torch
 
 from repro.config import compose_train, supported_fusions
 from repro.data import fixtures_cmu
+from repro.data.fixtures_paired import write_paired_mult_pickles
 from repro.tables import _write_pom_fixture
 from repro.train import build_datamodule, build_net, build_task
 
 CMU_DATA = ("mosi", "mosei", "iemocap", "pom", "mosei_msaf")
 PAIRS = [(d, f) for d in CMU_DATA for f in supported_fusions(d)]
+UNALIGNED_DATA = ("mosi_unaligned", "mosei_unaligned", "iemocap_unaligned")
+UNALIGNED_PAIRS = [(d, f) for d in UNALIGNED_DATA for f in supported_fusions(d)]
 # Table rows name these pairs (configs/table/{msaf_t2,msaf_t4_mosei,rmfn_t*}.yaml).
 TABLE_PAIRS = {("mosei_msaf", f) for f in ("unimodal_vision", "unimodal_audio", "unimodal_text", "tfn", "lmf", "msaf")}
 TABLE_PAIRS |= {(d, f) for d in ("mosi", "iemocap", "pom") for f in ("ef_lstm", "marn", "rmfn")}
+TABLE_PAIRS |= {(d, f) for d in UNALIGNED_DATA for f in ("lf_lstm", "mult", "mica")}
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +32,23 @@ def data_dir(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def unaligned_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmu_unaligned")
+    for dataset in ("mosi", "mosei", "iemocap"):
+        write_paired_mult_pickles(root / dataset, dataset=dataset, n=(6, 4, 4))
+    return root
+
+
 def test_every_table_pair_has_a_preset():
-    assert TABLE_PAIRS <= set(PAIRS)
+    assert TABLE_PAIRS <= set(PAIRS) | set(UNALIGNED_PAIRS)
 
 
-@pytest.mark.parametrize(("data", "fusion"), PAIRS)
-def test_pair_trains_one_step(data, fusion, data_dir, tmp_path):
+@pytest.mark.parametrize(("data", "fusion"), PAIRS + UNALIGNED_PAIRS)
+def test_pair_trains_one_step(data, fusion, data_dir, unaligned_dir, tmp_path):
+    root = unaligned_dir if data.endswith("_unaligned") else data_dir
     cfg = compose_train([f"data={data}", f"fusion={fusion}", "data.batch_size=4"], output_dir=tmp_path,
-                        data_dir=data_dir)
+                        data_dir=root)
     torch.manual_seed(0)
     datamodule = build_datamodule(cfg)
     net = build_net(cfg)
