@@ -170,6 +170,11 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
 
 
 def read_any_record(path: Path) -> dict:
+    if path.name == RECORD_FILES["alignment"]:
+        from repro.analysis.alignment_run import SCHEMA
+        from repro.results import read_json_record
+
+        return read_json_record(path, SCHEMA, "delete it and re-run the analysis")
     if path.name == RECORD_FILES["search"]:
         from repro.search.state import read_search_record
 

@@ -333,3 +333,14 @@ def attention_figure(
     ax.set_title(("SYNTHETIC fixture data, not a reproduction — " if synthetic else "") + title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m repro.analysis.alignment <run dir>`: MICA Table 6 / Fig. 4 of a trained run (alignment_run.py)."""
+    from repro.analysis.alignment_run import main as run_main
+
+    return run_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
