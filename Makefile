@@ -69,6 +69,10 @@ figure-mica-sensitivity: $(STAMP) ## MICA Fig. 3 (α, β, τ sweeps on MOSEI; tr
 	$(PY) -m repro.tables run mica_fig3 $(TABLE_FLAGS)
 	$(PY) -m repro.analysis.mica_sensitivity $(TABLE_FLAGS)
 
+figure-mica-attention: $(STAMP) ## MICA Fig. 4 (text ← vision attention, last layer) of a MICA run → outputs/figures/mica_attention.png
+	$(PY) -m repro.analysis.alignment $(or $(RUN),outputs/tables/mica_t2$(if $(filter 1,$(SMOKE)),-smoke,)/runs/mica/seed_0) \
+		--figure outputs/figures/mica_attention$(if $(filter 1,$(SMOKE)),-smoke,).png $(ARGS)
+
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py
 
@@ -83,4 +87,4 @@ clean: ## Remove outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
-	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-msaf-params avdigits avdigits-full clean
+	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean
