@@ -424,7 +424,7 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
         notes += [str(table.note).strip(), ""]
     protocols = sorted({p for r in rows for p in r["protocols"]})
     with_paper = any(has_paper(table, col.key) for col in table.columns)
-    selected = ("" if table_kind(table) == "search" else
+    selected = ("" if table_kind(table) in ("search", "alignment") else
                 f"; checkpoint selected on {', '.join(protocols) or '–'}")
     repeats = OmegaConf.to_container(table.get("repeats"))
     notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
