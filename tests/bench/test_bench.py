@@ -43,7 +43,8 @@ def test_quick_bench_writes_positive_numbers(tmp_path: Path):
         pytest.skip(reason)
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--fusions", ",".join(FUSIONS), "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--suite", "avdigits", "--fusions", ",".join(FUSIONS), "--out",
+         str(out)],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -75,3 +76,16 @@ def test_unknown_fusion_is_rejected():
     with pytest.raises(SystemExit, match="unsupported fusion"):
         bench.choose_fusions("avdigits", "concat,nope")
     assert bench.quantiles([1.0, 2.0, 3.0, 4.0, 5.0]) == {"median": 3.0, "q1": 2.0, "q3": 4.0}
+
+
+@pytest.mark.slow
+def test_quick_cmu_bench_times_every_sequence_model(tmp_path: Path):
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--suite", "cmu", "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    record = json.loads((out / "sequence_throughput.json").read_text())
+    for data, rec in record["datasets"].items():
+        for name, r in rec["cpu"].items():
+            assert "error" not in r, (data, name, r)
+            assert r["samples_per_s"]["median"] > 0 and r["forward_flops_per_sample"] > 0
