@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from repro.models.net import NetOutput
-from repro.models.sequence import SequenceFusionNet
-from repro.models.sequence.tfn import ModalityEmbeddings, append_one
+from repro.models.sequence.tfn import SubnetworkFusionNet, append_one
 
 
 class LowRankFusion(nn.Module):
@@ -60,29 +59,15 @@ class LowRankFusion(nn.Module):
         return torch.einsum("r,rio->io", self.fusion_weights[0], full)
 
 
-class LowRankFusionNet(SequenceFusionNet):
-    def __init__(
-        self,
-        encoders,
-        num_classes: int,
-        rank: int = 4,
-        fusion_dim: int | None = None,
-        lstm_modalities: Sequence[str] = ("text",),
-        text_hidden: int = 128,
-        text_out: int = 128,
-        text_dropout: float = 0.0,
-        subnet_hidden=32,
-        subnet_layers: int = 3,
-        subnet_dropout: float = 0.0,
-        use_mask: bool = True,
-    ):
-        super().__init__(encoders, num_classes)
-        if len(self.modalities) < 2:
-            raise ValueError(f"LMF fuses 2 or more modalities, got encoders {self.modalities}")
-        self.embeddings = ModalityEmbeddings(self.dims, lstm_modalities, text_hidden, text_out, text_dropout,
-                                             subnet_hidden, subnet_layers, subnet_dropout, use_mask)
+class LowRankFusionNet(SubnetworkFusionNet):
+    """LMF on the TFN subnetworks (keyword arguments as `SubnetworkFusionNet`)."""
+
+    method = "LMF"
+
+    def __init__(self, encoders, num_classes: int, rank: int = 4, fusion_dim: int | None = None, **subnetworks):
+        super().__init__(encoders, num_classes, **subnetworks)
         out = num_classes if fusion_dim is None else int(fusion_dim)
-        self.fusion = LowRankFusion([self.embeddings.dims[m] for m in self.modalities], out, rank)
+        self.fusion = LowRankFusion(self.embedding_dims(), out, rank)
         self.head = nn.Identity() if fusion_dim is None else nn.Linear(out, num_classes)
 
     def forward(self, batch):

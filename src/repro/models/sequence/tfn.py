@@ -99,28 +99,30 @@ class ModalityEmbeddings(nn.Module):
         return out
 
 
-class TensorFusionNet(SequenceFusionNet):
-    def __init__(
-        self,
-        encoders,
-        num_classes: int,
-        lstm_modalities: Sequence[str] = ("text",),
-        text_hidden: int = 128,
-        text_out: int = 128,
-        text_dropout: float = 0.0,
-        subnet_hidden=32,
-        subnet_layers: int = 3,
-        subnet_dropout: float = 0.0,
-        post_fusion_hidden=(128, 128),
-        post_fusion_dropout: float = 0.0,
-        use_mask: bool = True,
-    ):
+class SubnetworkFusionNet(SequenceFusionNet):
+    """Base of TFN and LMF: the TFN §3.1 modality subnetworks (`ModalityEmbeddings`; its keyword arguments are the
+    config keys `lstm_modalities`, `text_hidden`, `text_out`, `text_dropout`, `subnet_hidden`, `subnet_layers`,
+    `subnet_dropout`, `use_mask`) over two or more modalities; subclasses fuse `self.embeddings`' outputs."""
+
+    method = "fusion"
+
+    def __init__(self, encoders, num_classes: int, **subnetworks):
         super().__init__(encoders, num_classes)
         if len(self.modalities) < 2:
-            raise ValueError(f"TFN fuses 2 or more modalities, got encoders {self.modalities}")
-        self.embeddings = ModalityEmbeddings(self.dims, lstm_modalities, text_hidden, text_out, text_dropout,
-                                             subnet_hidden, subnet_layers, subnet_dropout, use_mask)
-        self.fused_size = tensor_fusion_size([self.embeddings.dims[m] for m in self.modalities])
+            raise ValueError(f"{self.method} fuses 2 or more modalities, got encoders {self.modalities}")
+        self.embeddings = ModalityEmbeddings(self.dims, **subnetworks)
+
+    def embedding_dims(self) -> list[int]:
+        return [self.embeddings.dims[m] for m in self.modalities]
+
+
+class TensorFusionNet(SubnetworkFusionNet):
+    method = "TFN"
+
+    def __init__(self, encoders, num_classes: int, post_fusion_hidden=(128, 128), post_fusion_dropout: float = 0.0,
+                 **subnetworks):
+        super().__init__(encoders, num_classes, **subnetworks)
+        self.fused_size = tensor_fusion_size(self.embedding_dims())
         self.inference = nn.Sequential(
             nn.Dropout(float(post_fusion_dropout)),
             make_mlp(self.fused_size, post_fusion_hidden, num_classes, float(post_fusion_dropout)),
