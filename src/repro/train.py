@@ -69,6 +69,8 @@ def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
         batch_size=int(cfg.data.batch_size),
         num_workers=int(cfg.data.num_workers),
         val_split="test" if cfg.protocol.select_on == "test" else "val",
+        expected_shapes=cfg.data.get("modalities"),
+        check_steps=bool(cfg.data.get("check_steps", True)),
     )
 
 

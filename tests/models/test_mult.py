@@ -9,7 +9,14 @@ import torch
 
 from repro.models.backbones.sequence_features import SequenceFeatures
 from repro.models.sequence.mica import MICA, MergeGate
-from repro.models.sequence.mult import AttentionMask, MulT, MultiheadAttention, sinusoidal_embedding, step_positions
+from repro.models.sequence.mult import (
+    AttentionMask,
+    EncoderLayer,
+    MulT,
+    MultiheadAttention,
+    sinusoidal_embedding,
+    step_positions,
+)
 
 DIMS = {"text": 5, "audio": 4, "vision": 3}
 STEPS = {"text": 6, "audio": 12, "vision": 10}
@@ -255,10 +262,13 @@ def test_mica_config_errors():
 
 
 @pytest.mark.parametrize("cls", [MulT, MICA])
-def test_checkpointed_layers_give_the_same_loss_and_gradients(cls):
+@pytest.mark.parametrize(("layers", "ffn"), [(True, False), (False, True), (True, True)])
+def test_checkpointing_gives_the_same_loss_and_gradients(cls, layers, ffn):
     results = []
-    for checkpointed in (False, True):
-        net = make(cls, checkpoint_layers=checkpointed, embed_dropout=0.2, relu_dropout=0.1, attn_dropout=0.1).train()
+    for checkpoint_layers, checkpoint_ffn in ((False, False), (layers, ffn)):
+        net = make(cls, checkpoint_layers=checkpoint_layers, checkpoint_ffn=checkpoint_ffn, embed_dropout=0.2,
+                   relu_dropout=0.1, attn_dropout=0.1).train()
+        assert {m.checkpoint_ffn for m in net.modules() if isinstance(m, EncoderLayer)} == {checkpoint_ffn}
         torch.manual_seed(1)
         out = net(left_padded_batch())
         (out.logits.sum() + sum(out.aux_losses.values())).backward()

@@ -16,6 +16,7 @@ CMU_DATA = ("mosi", "mosei", "iemocap", "pom", "mosei_msaf")
 PAIRS = [(d, f) for d in CMU_DATA for f in supported_fusions(d)]
 UNALIGNED_DATA = ("mosi_unaligned", "mosei_unaligned", "iemocap_unaligned")
 UNALIGNED_PAIRS = [(d, f) for d in UNALIGNED_DATA for f in supported_fusions(d)]
+SHORT_FIXTURE = "data.check_steps=false"  # the SYNTHETIC fixtures are shorter than the real data
 # Table rows name these pairs (configs/table/{msaf_t2,msaf_t4_mosei,rmfn_t*}.yaml).
 TABLE_PAIRS = {("mosei_msaf", f) for f in ("unimodal_vision", "unimodal_audio", "unimodal_text", "tfn", "lmf", "msaf")}
 TABLE_PAIRS |= {(d, f) for d in ("mosi", "iemocap", "pom") for f in ("ef_lstm", "marn", "rmfn")}
@@ -47,7 +48,8 @@ def test_every_table_pair_has_a_preset():
 @pytest.mark.parametrize(("data", "fusion"), PAIRS + UNALIGNED_PAIRS)
 def test_pair_trains_one_step(data, fusion, data_dir, unaligned_dir, tmp_path):
     root = unaligned_dir if data.endswith("_unaligned") else data_dir
-    cfg = compose_train([f"data={data}", f"fusion={fusion}", "data.batch_size=4"], output_dir=tmp_path,
+    cfg = compose_train([f"data={data}", f"fusion={fusion}", "data.batch_size=4", SHORT_FIXTURE],
+                        output_dir=tmp_path,
                         data_dir=root)
     torch.manual_seed(0)
     datamodule = build_datamodule(cfg)
@@ -67,7 +69,7 @@ def test_unaligned_late_fusion_lstm_and_early_fusion_refusal(tmp_path):
     """MulT/MICA's baselines read the unaligned pickles: LF-LSTM runs on different lengths per modality; EF-LSTM
     (per-step concatenation) needs aligned data and says so in one line."""
     fixtures_cmu.write_mult_pickle(root=tmp_path / "mosi", dataset="mosi", n=(6, 4, 4), T=6, aligned=False)
-    overrides = ["data=mosi", "data.reader.aligned=false", "data.batch_size=4"]
+    overrides = ["data=mosi", "data.reader.aligned=false", "data.batch_size=4", SHORT_FIXTURE]
     cfg = compose_train([*overrides, "fusion=lf_lstm"], output_dir=tmp_path / "run", data_dir=tmp_path)
     datamodule = build_datamodule(cfg)
     batch = next(iter(datamodule.train_dataloader()))

@@ -6,10 +6,12 @@ stacks tensors and keeps string ids as a list.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import lightning as L
 from torch.utils.data import DataLoader
 
-from repro.data.base import ArrayDataset, Reader
+from repro.data.base import ArrayDataset, DataError, Reader
 
 
 class MultimodalDataModule(L.LightningDataModule):
@@ -22,6 +24,8 @@ class MultimodalDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         val_split: str = "val",
+        expected_shapes: Mapping[str, Sequence[int | None]] | None = None,
+        check_steps: bool = True,
     ):
         super().__init__()
         self.reader = reader
@@ -33,11 +37,40 @@ class MultimodalDataModule(L.LightningDataModule):
         # Which split the validation loop (model selection) reads: "val", or "test" for papers that
         # selected on the test fold (protocol.select_on=test, e.g. MSAF on RAVDESS).
         self.val_split = val_split
+        # `data.modalities`: the per-sample shape the config (and so the model) expects; None entries are free
+        self.expected_shapes = {m: list(shape) for m, shape in (expected_shapes or {}).items()}
+        self.check_steps = bool(check_steps)  # False: only the feature sizes (e.g. SYNTHETIC fixtures, shorter)
         self.splits: dict[str, ArrayDataset] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = self.reader.load(self.fold)
+            splits = self.reader.load(self.fold)
+            for split, dataset in splits.items():
+                self.check_shapes(split, dataset)
+            self.splits = splits
+
+    def check_shapes(self, split: str, dataset: ArrayDataset) -> None:
+        """Sequence data: each modality's (steps, features) must be the config's `data.modalities` entry.
+
+        Catches e.g. the aligned pickle read under an unaligned config (50 audio steps instead of 500), which would
+        otherwise train silently on the wrong data. Only 2-number entries (sequences) are checked; the steps only
+        with `check_steps` (`data.check_steps`).
+        """
+        source = getattr(self.reader, "path", self.reader.name)
+        for m, expected in self.expected_shapes.items():
+            if len(expected) != 2 or m not in dataset.arrays:
+                continue
+            if not self.check_steps:
+                expected = [None, expected[1]]
+            actual = list(dataset.shapes.get(m, dataset.arrays[m].shape[1:]))
+            if len(actual) != 2:
+                continue
+            if any(e is not None and int(e) != a for e, a in zip(expected, actual, strict=True)):
+                raise DataError(
+                    f"{source}: split {split!r} modality {m!r} has (steps, features) = {tuple(actual)}, the data "
+                    f"config expects {tuple(expected)} (data.modalities.{m}); point the reader at the right file "
+                    f"(aligned vs unaligned?) or override data.modalities.{m}=[{actual[0]},{actual[1]}] "
+                    f"(null = any; data.check_steps=false ignores the steps)")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()

@@ -25,11 +25,14 @@ Attention runs through `scaled_dot_product_attention` with the data's key-paddin
 the released code's default "future" mask triu(−inf, 1 + |T_k − T_q|) in every attention. A query row whose keys
 are all masked attends to nothing: its attention mix is zero (no NaN). `quirk_hardcoded_d30` reproduces the
 released code's hard-coded d = 30 and kernel 1 (no projection for a modality whose feature size is already 30).
+`checkpoint_ffn` (default on) recomputes each layer's feed-forward block in backward: its 4d-wide activations are
+never stored (−30 % activation memory at the MOSEI unaligned shape for a few % more time; same results).
 `checkpoint_layers` recomputes every transformer layer in backward (activation checkpointing: less memory, ~1/3
 more time; same results).
 
-Memory: dropout keeps 1-byte bool masks (`dropout`), and attention with dropout > 0 (the text targets' 0.1) is
-recomputed in backward instead of keeping SDPA's CPU math-kernel (B, H, T_q, T_k) buffers.
+Memory: dropout keeps 1-byte bool masks, the FFN's fused relu+dropout keeps only its output (dropout.py), and
+attention with dropout > 0 (the text targets' 0.1) is recomputed in backward instead of keeping SDPA's CPU
+math-kernel (B, H, T_q, T_k) buffers.
 
 Alignment hook (for MICA): `EncoderLayer.forward(..., details=True)` also returns the layer's queries and keys per
 head (B, H, T, d_k) (before the 1/√d_k scaling) and the attention probabilities (B, H, T_t, T_s): the softmax of
@@ -50,6 +53,7 @@ from torch.utils.checkpoint import checkpoint
 
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
+from repro.models.sequence.dropout import dropout, relu_dropout
 from repro.models.sequence.recurrent import per_modality
 
 READOUTS = ("last", "mean")
@@ -155,14 +159,6 @@ class MultiheadAttention(nn.Module):
         return self.out_proj(mix.transpose(1, 2).flatten(2)), info
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout keeping a 1-byte bool mask for backward (F.dropout on CPU saves a float mask: 4x memory)."""
-    if not training or p == 0.0:
-        return x
-    keep = torch.rand(x.shape, device=x.device) >= p
-    return x.masked_fill(~keep, 0.0) * (1.0 / (1.0 - p))
-
-
 def xavier_linear(n_in: int, n_out: int) -> nn.Linear:
     layer = nn.Linear(n_in, n_out)
     nn.init.xavier_uniform_(layer.weight)
@@ -180,6 +176,12 @@ class EncoderLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(width)
         self.fc1, self.fc2 = xavier_linear(width, 4 * width), xavier_linear(4 * width, width)
         self.relu_dropout, self.res_dropout = float(relu_dropout), float(res_dropout)
+        self.checkpoint_ffn = False  # set by the network (MulT's `checkpoint_ffn`)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + dropout(fc2(dropout(relu(fc1(LN(x))))))."""
+        hidden = relu_dropout(self.fc1(self.norm_ffn(x)), self.relu_dropout, self.training)
+        return x + dropout(self.fc2(hidden), self.res_dropout, self.training)
 
     def forward(self, x, key, value, mask: AttentionMask, details: bool = False, probabilities: bool = True):
         """details: also return {"queries", "keys"} (B, H, T, d_k) and (probabilities) "attention" (detached)."""
@@ -191,8 +193,11 @@ class EncoderLayer(nn.Module):
                                                                                 self.norm_attention(value))
         mixed, info = self.attention(query, key, value, mask, details, probabilities)
         x = x + dropout(mixed, self.res_dropout, self.training)
-        hidden = dropout(F.relu(self.fc1(self.norm_ffn(x))), self.relu_dropout, self.training)
-        return x + dropout(self.fc2(hidden), self.res_dropout, self.training), info
+        if self.checkpoint_ffn and self.training and torch.is_grad_enabled():
+            # the FFN's 4d-wide activations are half of what a layer keeps for backward; recomputing them costs two
+            # small matmuls (the dropout draws are replayed: checkpoint restores the RNG state)
+            return checkpoint(self.feed_forward, x, use_reentrant=False), info
+        return self.feed_forward(x), info
 
 
 def run_layer(layer: EncoderLayer, x, key, value, mask: AttentionMask, checkpointed: bool) -> torch.Tensor:
@@ -243,6 +248,7 @@ class MulT(SequenceFusionNet):
         quirk_position_from_first_feature: bool = False,
         quirk_hardcoded_d30: bool = False,
         checkpoint_layers: bool = False,
+        checkpoint_ffn: bool = True,
     ):
         super().__init__(encoders, num_classes)
         if len(self.modalities) < 2:
@@ -274,6 +280,19 @@ class MulT(SequenceFusionNet):
                                                    **self.stack)
             for t, s in self.units()})
         self.build_memory_and_head(width=(len(self.modalities) - 1) * self.d)
+        self.checkpoint_ffn = bool(checkpoint_ffn)
+
+    @property
+    def checkpoint_ffn(self) -> bool:
+        return self._checkpoint_ffn
+
+    @checkpoint_ffn.setter
+    def checkpoint_ffn(self, value: bool) -> None:
+        """Recompute every layer's FFN in backward (also layers built later, e.g. MICA's d-wide memory)."""
+        self._checkpoint_ffn = bool(value)
+        for module in self.modules():
+            if isinstance(module, EncoderLayer):
+                module.checkpoint_ffn = self._checkpoint_ffn
 
     # ---------------------------------------------------------------- structure
     def units(self) -> list[tuple[str, str]]:
@@ -292,6 +311,8 @@ class MulT(SequenceFusionNet):
         joint = width * len(self.modalities)
         self.proj1, self.proj2 = nn.Linear(joint, joint), nn.Linear(joint, joint)
         self.out_layer = nn.Linear(joint, self.num_classes)
+        if hasattr(self, "_checkpoint_ffn"):  # rebuilt after construction (MICA): the new layers follow the flag
+            self.checkpoint_ffn = self._checkpoint_ffn
 
     # ---------------------------------------------------------------- pieces of the forward pass
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -349,7 +370,7 @@ class MulT(SequenceFusionNet):
             h = self.memory[t](h, self.attention_mask(masks[t], h.shape[1]), self.checkpoint_layers)
             summaries.append(self.read(h, masks[t]))
         joint = torch.cat(summaries, dim=-1)
-        hidden = self.proj2(dropout(F.relu(self.proj1(joint)), self.out_dropout, self.training)) + joint
+        hidden = self.proj2(relu_dropout(self.proj1(joint), self.out_dropout, self.training)) + joint
         return self.out_layer(hidden)
 
     def forward(self, batch):
