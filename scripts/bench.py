@@ -64,7 +64,6 @@ import torch.nn.functional as F  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from repro.allocator import release_freed_memory  # noqa: E402
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
 from repro.config import compose_train, supported_fusions  # noqa: E402
 from repro.results import atomic_write_text, hardware, versions  # noqa: E402
@@ -530,7 +529,6 @@ def run_cmu_suite(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    release_freed_memory()  # as train.py does (repro/allocator.py): peak RSS = what the tensors need
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -25,7 +25,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from repro.allocator import release_freed_memory
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary, peak_memory
 from repro.config import CONFIG_DIR, ConfigError, check_cli, check_pair
 from repro.data.base import DataError
@@ -289,7 +288,6 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    release_freed_memory()  # glibc: freed activations go back to the system (repro/allocator.py)
     try:
         from dotenv import load_dotenv
 
