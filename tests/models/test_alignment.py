@@ -10,13 +10,18 @@ import torch
 from repro.models.sequence.alignment import (
     DEFAULT_BANDWIDTH_MULTIPLIERS,
     chunked_kernel_sum,
+    doubling_ladder,
     gaussian_kernel_bandwidths,
     kernel_blocks,
     mean_pairwise_squared_distance,
     mmd_loss,
     pea_loss,
+    pea_loss_from_products,
     pea_selection,
     propagate,
+    selection_counts,
+    selection_products,
+    top_k_per_row,
 )
 
 
@@ -301,3 +306,147 @@ def test_pea_loss_pairs_reduction_is_the_mean_over_selected_pairs():
     assert float(got) == pytest.approx(sum(naive) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="reduction"):
         pea_loss(q, k, w, reduction="mean")
+
+
+# ------------------------------------------------------------------------- cost: references of the old formulas
+def reference_pea_loss(queries, keys, weights):
+    """The former formula: V as a float (B, H, T_t, T_s) tensor inside autograd (keeps it for backward)."""
+    v = weights.to(queries.dtype)
+    rows, cols = v.sum(-1), v.sum(-2)
+    return ((rows * queries.pow(2).sum(-1)).sum(dim=(1, 2)) + (cols * keys.pow(2).sum(-1)).sum(dim=(1, 2))
+            - 2 * (queries * (v @ keys)).sum(dim=(1, 2, 3))).mean()
+
+
+def reference_selection(attention, target_mask, source_mask, tau):
+    """The former O(n log n) selection: a stable descending sort of every (sample, head) row."""
+    batch, heads, target_len, source_len = attention.shape
+    real = target_mask[:, None, :, None] & source_mask[:, None, None, :]
+    flat = attention.masked_fill(~real, float("-inf")).reshape(batch, heads, -1)
+    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
+    counts = selection_counts(target_mask, source_mask, tau)
+    keep = torch.arange(flat.shape[-1]) < counts[:, None, None]
+    selected = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, keep.expand_as(order))
+    return selected.reshape(batch, heads, target_len, source_len)
+
+
+def saved_tensor_sizes(function):
+    """Run `function` and return the numel of every tensor autograd saved for backward."""
+    sizes = []
+
+    def pack(tensor):
+        sizes.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = function()
+    return result, sizes
+
+
+def test_pea_loss_equals_reference_and_saves_no_pairwise_tensor():
+    g = torch.Generator().manual_seed(8)
+    batch, heads, target_len, source_len, d_k = 2, 3, 20, 30, 2
+    queries = torch.randn(batch, heads, target_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
+    keys = torch.randn(batch, heads, source_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(batch, heads, target_len, source_len, generator=g) > 0.7
+    expected, reference_sizes = saved_tensor_sizes(lambda: reference_pea_loss(queries, keys, weights))
+    got, sizes = saved_tensor_sizes(lambda: pea_loss(queries, keys, weights))
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-10)
+    grads, reference_grads = (torch.autograd.grad(loss, (queries, keys)) for loss in (got, expected))
+    for grad, reference in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(grad, reference, rtol=1e-12, atol=1e-10)
+    assert max(reference_sizes) == batch * heads * target_len * source_len  # the old formula kept V
+    assert sizes and max(sizes) < target_len * source_len  # now only (B, H, T, d_k)-sized tensors
+
+
+def test_pea_loss_products_in_chunks_equal_one_pass():
+    g = torch.Generator().manual_seed(9)
+    queries, keys = torch.randn(5, 2, 4, 3, generator=g), torch.randn(5, 2, 6, 3, generator=g)
+    weights = torch.rand(5, 2, 4, 6, generator=g) > 0.5
+    whole, chunked = selection_products(weights, queries, keys), selection_products(weights, queries, keys, 1)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(whole.selected_keys, weights.float() @ keys)
+    torch.testing.assert_close(whole.selected_queries, weights.float().transpose(-1, -2) @ queries)
+    torch.testing.assert_close(pea_loss_from_products(queries, keys, whole, "pairs"),
+                               pea_loss(queries, keys, weights, "pairs"))
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.25, 0.3, 0.9, 1.0])
+def test_pea_selection_equals_sort_reference_on_random_and_padded_inputs(tau):
+    g = torch.Generator().manual_seed(10)
+    target_mask, source_mask = random_masks(g, 6, 7), random_masks(g, 6, 11)
+    target_mask[2] = False  # an all-padding target (k = 0)
+    source_mask[4] = False  # an all-padding source (k = 0)
+    attention = random_attention(g, 6, 3, 7, 11, source_mask | ~source_mask.any(1, keepdim=True))
+    selected = pea_selection(attention, target_mask, source_mask, tau)
+    assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+    assert not bool(selected[2].any()) and not bool(selected[4].any())
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.3, 0.5, 0.77])
+def test_pea_selection_equals_sort_reference_with_many_ties(tau):
+    g = torch.Generator().manual_seed(11)
+    target_mask, source_mask = random_masks(g, 5, 6, min_real=2), random_masks(g, 5, 8)
+    attention = torch.randint(0, 4, (5, 4, 6, 8), generator=g).float() / 4  # 4 distinct values: ties everywhere
+    attention[1, 2] = 0.5  # a whole matrix tied
+    selected = pea_selection(attention, target_mask, source_mask, tau)
+    assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+    # no masks and a 3-D input take the same path
+    flat = attention[:, 0]
+    assert torch.equal(pea_selection(flat, None, None, tau),
+                       reference_selection(flat[:, None], torch.ones(5, 6, dtype=torch.bool),
+                                           torch.ones(5, 8, dtype=torch.bool), tau)[:, 0])
+
+
+def test_top_k_per_row_keeps_the_earliest_ties():
+    rows = torch.tensor([[0.1, 0.5, 0.5, 0.2, 0.5], [3.0, 1.0, 2.0, 1.0, 0.0]])
+    assert top_k_per_row(rows, 2).tolist() == [[False, True, True, False, False], [True, False, True, False, False]]
+    assert top_k_per_row(rows, 4).tolist() == [[False, True, True, True, True], [True, True, True, True, False]]
+
+
+# ------------------------------------------------------------------------------- cost: MMD kernel and subsample
+def test_doubling_ladder_detection():
+    assert doubling_ladder([4.0, 1.0, 2.0, 0.5]) == (0.5, 4)
+    assert doubling_ladder([1.0, 2.0 * (1 + 1e-7)]) == (1.0, 2)  # float32 rounding of σ
+    assert doubling_ladder([1.0, 3.0]) is None and doubling_ladder([1.0]) is None and doubling_ladder([1, 1]) is None
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+def test_ladder_kernel_equals_one_exp_per_bandwidth(dtype, tolerance, monkeypatch):
+    import repro.models.sequence.alignment as alignment
+
+    g = torch.Generator().manual_seed(12)
+    x = (torch.randn(40, 6, generator=g) * 2).to(dtype).requires_grad_()
+    y = (torch.randn(30, 6, generator=g) + 1).to(dtype).requires_grad_()
+    sigmas = gaussian_kernel_bandwidths(x, y)
+    assert alignment.doubling_ladder([1 / (2 * s * s) for s in sigmas.double().tolist()]) is not None
+    results = []
+    for ladder in (True, False):
+        if not ladder:
+            monkeypatch.setattr(alignment, "doubling_ladder", lambda rates: None)  # one exp per bandwidth
+        loss = mmd_loss(x[None], y[None], None, None, chunk=16) + chunked_kernel_sum(x, None, sigmas, 7) / 1600
+        results.append((loss.detach(), torch.autograd.grad(loss, (x, y))))
+    (ladder_loss, ladder_grads), (plain_loss, plain_grads) = results
+    torch.testing.assert_close(ladder_loss, plain_loss, rtol=tolerance, atol=tolerance)
+    for a, b in zip(ladder_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+def test_subsample_estimate_is_unbiased_for_the_full_batch_mmd():
+    """Averaged over EVERY possible draw (2 of 4 source, 2 of 3 target elements) it equals the full-batch l_hat."""
+    import itertools
+
+    g = torch.Generator().manual_seed(13)
+    source, target = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g,
+                                                                                        dtype=torch.float64)
+    sigmas = [0.7, 1.5]
+    full = mmd_loss(source[None], target[None], None, None, sigmas)
+    estimates = [mmd_loss(source[list(s)][None], target[list(t)][None], None, None, sigmas, population_sizes=(4, 3))
+                 for s in itertools.combinations(range(4), 2) for t in itertools.combinations(range(3), 2)]
+    torch.testing.assert_close(torch.stack(estimates).mean(), full, rtol=1e-12, atol=1e-12)
+    naive = [mmd_loss(source[list(s)][None], target[list(t)][None], None, None, sigmas)
+             for s in itertools.combinations(range(4), 2) for t in itertools.combinations(range(3), 2)]
+    assert abs(torch.stack(naive).mean() - full) > 1e-3  # the plain subsample V-statistic is biased
+    torch.testing.assert_close(mmd_loss(source[None], target[None], None, None, sigmas, population_sizes=(4, 3)), full)
+    with pytest.raises(ValueError, match="population_sizes"):
+        mmd_loss(source[:1][None], target[None], None, None, sigmas, population_sizes=(4, 3))
