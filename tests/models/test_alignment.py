@@ -7,12 +7,14 @@ import math
 import pytest
 import torch
 
+from repro.models.sequence import alignment
 from repro.models.sequence.alignment import (
     DEFAULT_BANDWIDTH_MULTIPLIERS,
     chunked_kernel_sum,
     doubling_ladder,
     gaussian_kernel_bandwidths,
     kernel_blocks,
+    kth_largest,
     mean_pairwise_squared_distance,
     mmd_loss,
     pea_loss,
@@ -402,6 +404,60 @@ def test_top_k_per_row_keeps_the_earliest_ties():
     rows = torch.tensor([[0.1, 0.5, 0.5, 0.2, 0.5], [3.0, 1.0, 2.0, 1.0, 0.0]])
     assert top_k_per_row(rows, 2).tolist() == [[False, True, True, False, False], [True, False, True, False, False]]
     assert top_k_per_row(rows, 4).tolist() == [[False, True, True, True, True], [True, True, True, True, False]]
+
+
+def test_top_k_per_row_accepts_pads_at_minus_infinity():
+    rows = torch.tensor([[float("-inf"), 0.2, 0.1, float("-inf")]])
+    assert top_k_per_row(rows, 2).tolist() == [[False, True, True, False]]
+
+
+# rows longer than 8 x SELECTION_SAMPLE take the sampled-bracket path of kth_largest
+LONG_ROW = 8 * alignment.SELECTION_SAMPLE + 123
+
+
+@pytest.mark.parametrize("k", [1, 2, 1000, LONG_ROW // 3, LONG_ROW - 1, LONG_ROW])
+def test_kth_largest_on_long_rows_equals_topk(k):
+    g = torch.Generator().manual_seed(k)
+    rows = torch.randn(3, LONG_ROW, generator=g).softmax(-1)
+    rows[1, : LONG_ROW // 2] = float("-inf")  # pads of a partly padded matrix
+    expected = rows.topk(k, dim=1).values[:, -1]
+    assert torch.equal(kth_largest(rows, k), expected)
+
+
+@pytest.mark.parametrize("k", [7, LONG_ROW // 2, LONG_ROW - 5])
+def test_kth_largest_with_ties(k):
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randint(0, 9, (4, LONG_ROW), generator=g).float()  # 9 distinct values: ties everywhere
+    rows[2] = 0.5  # a whole row tied
+    assert torch.equal(kth_largest(rows, k), rows.topk(k, dim=1).values[:, -1])
+
+
+@pytest.mark.parametrize("k", [LONG_ROW // 2, LONG_ROW - 5])
+def test_kth_largest_falls_back_when_the_sample_misleads(k):
+    """Entries the (fixed-seed) sample draws are made huge: the bracket misses and the whole row is searched."""
+    rows = torch.randn(2, LONG_ROW, generator=torch.Generator().manual_seed(4))
+    drawn = torch.randint(LONG_ROW, (2, alignment.SELECTION_SAMPLE), generator=torch.Generator().manual_seed(0))
+    rows.scatter_(1, drawn, 1e9)
+    assert torch.equal(kth_largest(rows, k), rows.topk(k, dim=1).values[:, -1])
+
+
+def test_pea_selection_on_a_long_matrix_equals_sort_reference():
+    """T_t x T_s above 8 x SELECTION_SAMPLE (the MOSEI audio/vision units' 500 x 500): the bracketed path."""
+    g = torch.Generator().manual_seed(3)
+    target_mask, source_mask = random_masks(g, 3, 260), random_masks(g, 3, 270)
+    target_mask[0], source_mask[0] = True, True
+    attention = random_attention(g, 3, 2, 260, 270, source_mask)
+    for tau in (0.05, 0.3, 1.0):
+        selected = pea_selection(attention, target_mask, source_mask, tau)
+        assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+
+
+def test_kth_largest_leaves_the_global_rng_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    kth_largest(torch.rand(2, LONG_ROW, generator=torch.Generator().manual_seed(0)), 100)
+    assert torch.equal(torch.rand(3), expected)
 
 
 # ------------------------------------------------------------------------------- cost: MMD kernel and subsample
