@@ -49,6 +49,11 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see the docstring)
 
+from repro.allocator import allocator_in_use, prefer_tcmalloc  # noqa: E402
+
+if __name__ == "__main__":
+    prefer_tcmalloc()  # as train.py: measure the memory a training run has (children inherit it)
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
@@ -363,6 +368,7 @@ def context(args: argparse.Namespace, data: str, argv: list[str]) -> dict:
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "allocator": allocator_in_use(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "hardware": hardware(),
@@ -507,6 +513,7 @@ def bench_mult(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
             if isinstance(g, dict) and "step_ms" in g:
                 print(f"{'':<16}GPU {precision}: step {g['step_ms']['median']:.0f} ms, peak "
                       f"{g['peak_memory_bytes'] / 2**30:.2f} GiB")
+    print(f"allocator: {allocator_in_use()} (src/repro/allocator.py)")
     if overhead is not None:
         print(f"alignment losses add {100 * overhead:.0f} % to the step (target ≤ 30 %)")
     print(f"wrote {out / 'mult_mica.json'}")
