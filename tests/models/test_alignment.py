@@ -254,12 +254,17 @@ def test_propagate_is_union_and_monotone():
 
 
 # ---------------------------------------------------------------------------------------------------- PEA loss
-def test_pea_loss_matches_naive_double_loop_and_reaches_q_and_k():
-    g = torch.Generator().manual_seed(7)
-    batch, heads, target_len, source_len, d_k = 2, 3, 4, 5, 2
+def random_pea_inputs(seed, batch, heads, target_len, source_len, d_k, drop):
+    """SYNTHETIC float64 queries/keys (with gradients) and a random bool selection (density 1 − drop)."""
+    g = torch.Generator().manual_seed(seed)
     queries = torch.randn(batch, heads, target_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
     keys = torch.randn(batch, heads, source_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
-    weights = torch.rand(batch, heads, target_len, source_len, generator=g) > 0.6
+    return queries, keys, torch.rand(batch, heads, target_len, source_len, generator=g) > drop
+
+
+def test_pea_loss_matches_naive_double_loop_and_reaches_q_and_k():
+    batch, heads, target_len, source_len, d_k = 2, 3, 4, 5, 2
+    queries, keys, weights = random_pea_inputs(7, batch, heads, target_len, source_len, d_k, 0.6)
     expected = torch.zeros((), dtype=torch.float64)
     for j in range(batch):
         for h in range(heads):
@@ -345,11 +350,8 @@ def saved_tensor_sizes(function):
 
 
 def test_pea_loss_equals_reference_and_saves_no_pairwise_tensor():
-    g = torch.Generator().manual_seed(8)
-    batch, heads, target_len, source_len, d_k = 2, 3, 20, 30, 2
-    queries = torch.randn(batch, heads, target_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
-    keys = torch.randn(batch, heads, source_len, d_k, generator=g, dtype=torch.float64, requires_grad=True)
-    weights = torch.rand(batch, heads, target_len, source_len, generator=g) > 0.7
+    batch, heads, target_len, source_len = 2, 3, 20, 30
+    queries, keys, weights = random_pea_inputs(8, batch, heads, target_len, source_len, 2, 0.7)
     expected, reference_sizes = saved_tensor_sizes(lambda: reference_pea_loss(queries, keys, weights))
     got, sizes = saved_tensor_sizes(lambda: pea_loss(queries, keys, weights))
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-10)
