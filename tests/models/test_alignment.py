@@ -21,8 +21,8 @@ from repro.models.sequence.alignment import (
     pea_loss_from_products,
     pea_selection,
     propagate,
-    selection_counts,
     selection_products,
+    sorted_selection,
     top_k_per_row,
 )
 
@@ -324,18 +324,6 @@ def reference_pea_loss(queries, keys, weights):
             - 2 * (queries * (v @ keys)).sum(dim=(1, 2, 3))).mean()
 
 
-def reference_selection(attention, target_mask, source_mask, tau):
-    """The former O(n log n) selection: a stable descending sort of every (sample, head) row."""
-    batch, heads, target_len, source_len = attention.shape
-    real = target_mask[:, None, :, None] & source_mask[:, None, None, :]
-    flat = attention.masked_fill(~real, float("-inf")).reshape(batch, heads, -1)
-    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
-    counts = selection_counts(target_mask, source_mask, tau)
-    keep = torch.arange(flat.shape[-1]) < counts[:, None, None]
-    selected = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, keep.expand_as(order))
-    return selected.reshape(batch, heads, target_len, source_len)
-
-
 def saved_tensor_sizes(function):
     """Run `function` and return the numel of every tensor autograd saved for backward."""
     sizes = []
@@ -383,7 +371,7 @@ def test_pea_selection_equals_sort_reference_on_random_and_padded_inputs(tau):
     source_mask[4] = False  # an all-padding source (k = 0)
     attention = random_attention(g, 6, 3, 7, 11, source_mask | ~source_mask.any(1, keepdim=True))
     selected = pea_selection(attention, target_mask, source_mask, tau)
-    assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+    assert torch.equal(selected, sorted_selection(attention, target_mask, source_mask, tau))
     assert not bool(selected[2].any()) and not bool(selected[4].any())
 
 
@@ -394,12 +382,27 @@ def test_pea_selection_equals_sort_reference_with_many_ties(tau):
     attention = torch.randint(0, 4, (5, 4, 6, 8), generator=g).float() / 4  # 4 distinct values: ties everywhere
     attention[1, 2] = 0.5  # a whole matrix tied
     selected = pea_selection(attention, target_mask, source_mask, tau)
-    assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+    assert torch.equal(selected, sorted_selection(attention, target_mask, source_mask, tau))
     # no masks and a 3-D input take the same path
     flat = attention[:, 0]
     assert torch.equal(pea_selection(flat, None, None, tau),
-                       reference_selection(flat[:, None], torch.ones(5, 6, dtype=torch.bool),
+                       sorted_selection(flat[:, None], torch.ones(5, 6, dtype=torch.bool),
                                            torch.ones(5, 8, dtype=torch.bool), tau)[:, 0])
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.3, 1.0])
+def test_pea_selection_methods_agree(tau):
+    """The CPU default (bracket) and the CUDA default (sort) give the same selection, 3-D input included."""
+    g = torch.Generator().manual_seed(12)
+    target_mask, source_mask = random_masks(g, 4, 9), random_masks(g, 4, 13)
+    target_mask[3] = False
+    attention = random_attention(g, 4, 2, 9, 13, source_mask)
+    bracket = pea_selection(attention, target_mask, source_mask, tau, method="bracket")
+    assert torch.equal(bracket, pea_selection(attention, target_mask, source_mask, tau, method="sort"))
+    assert torch.equal(bracket, pea_selection(attention, target_mask, source_mask, tau))  # auto on CPU
+    assert torch.equal(pea_selection(attention[:, 0], target_mask, source_mask, tau, method="sort"), bracket[:, 0])
+    with pytest.raises(ValueError, match="method must be one of"):
+        pea_selection(attention, None, None, tau, method="heap")
 
 
 def test_top_k_per_row_keeps_the_earliest_ties():
@@ -451,7 +454,7 @@ def test_pea_selection_on_a_long_matrix_equals_sort_reference():
     attention = random_attention(g, 3, 2, 260, 270, source_mask)
     for tau in (0.05, 0.3, 1.0):
         selected = pea_selection(attention, target_mask, source_mask, tau)
-        assert torch.equal(selected, reference_selection(attention, target_mask, source_mask, tau))
+        assert torch.equal(selected, sorted_selection(attention, target_mask, source_mask, tau))
 
 
 def test_kth_largest_leaves_the_global_rng_alone():

@@ -11,7 +11,7 @@ import torch
 
 from repro.models.backbones.sequence_features import SequenceFeatures
 from repro.models.sequence import mica as mica_module
-from repro.models.sequence.alignment import pea_loss, pea_loss_from_products, selection_counts
+from repro.models.sequence.alignment import pea_loss, pea_loss_from_products, sorted_selection
 from repro.models.sequence.mica import MICA, propagated_selection
 from repro.models.sequence.mult import AttentionMask, MultiheadAttention
 
@@ -19,17 +19,6 @@ DIMS = {"text": 5, "audio": 4, "vision": 3}
 STEPS = {"text": 6, "audio": 12, "vision": 10}
 TINY = {"d": 8, "heads": 2, "layers": 2, "kernel_size": {"text": 3, "audio": 3, "vision": 1}, "attn_dropout": 0.0,
         "relu_dropout": 0.0, "res_dropout": 0.0, "embed_dropout": 0.0}
-
-
-def sorted_selection(attention, target_mask, source_mask, tau):
-    """Reference W: a stable descending sort of every (sample, head) matrix's real pairs, the first k kept."""
-    batch, heads, target_len, source_len = attention.shape
-    real = target_mask[:, None, :, None] & source_mask[:, None, None, :]
-    flat = attention.masked_fill(~real, float("-inf")).reshape(batch, heads, -1)
-    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
-    keep = torch.arange(flat.shape[-1]) < selection_counts(target_mask, source_mask, tau)[:, None, None]
-    selected = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, keep.expand_as(order))
-    return selected.reshape(batch, heads, target_len, source_len)
 
 
 def left_padded_masks(generator, batch, steps):

@@ -295,18 +295,25 @@ DEFAULT_SELECTION_ELEMENTS = 1 << 23
 """Entries of the (H, T_t, T_s) attention processed at once by the selection and V·k products (32 MB of float32)."""
 
 
+SELECTION_METHODS = ("auto", "bracket", "sort")
+
+
 def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, source_mask: torch.Tensor | None,
-                  tau: float) -> torch.Tensor:
+                  tau: float, method: str = "auto") -> torch.Tensor:
     """W^[i] (§3.4): the top ⌈τ · T_s,real · T_t,real⌉ attention probabilities of each (sample, head) matrix.
 
     attention (B, H, T_t, T_s) or (B, T_t, T_s); masks (B, T) bool, True = real (None = all real). Only real
     (target, source) pairs compete; pads are never selected. Returns a bool mask of attention's shape, with no
     gradient. Ties at the threshold γ: exactly k pairs are kept, the earlier ones in row-major (target, source)
     order (what a stable descending sort gives), so the paper's "> γ" is read as "ranked within the top k".
-    γ is the exact k-th largest (`kth_largest`: a sampled bracket, then a partial selection inside it; no sort),
-    for all (sample, head) rows at once; pads are masked to −inf rather than cut out.
+    Pads are masked to −inf rather than cut out. `method`: "bracket" (the CPU default) finds γ = the exact k-th
+    largest with `kth_largest` (a sampled bracket, then a partial selection inside it; no sort), one sample's rows at
+    a time so that they stay in the CPU cache; "sort" (the CUDA default) is one stable descending sort of every
+    (sample, head) row at once, no per-sample loop and no host synchronisation inside. Both give the same selection.
     NaN-free input expected (softmax probabilities).
     """
+    if method not in SELECTION_METHODS:
+        raise ValueError(f"alignment.pea_selection: method must be one of {SELECTION_METHODS}, got {method!r}")
     tau = _check_tau(tau)
     squeeze = attention.dim() == 3
     scores = attention.detach().unsqueeze(1) if squeeze else attention.detach()
@@ -316,6 +323,9 @@ def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, sou
     batch, heads, target_len, source_len = scores.shape
     target_mask = _mask_or_all(target_mask, batch, target_len, scores.device, "target_mask")
     source_mask = _mask_or_all(source_mask, batch, source_len, scores.device, "source_mask")
+    if method == "sort" or (method == "auto" and scores.is_cuda):
+        selected = sorted_selection(scores, target_mask, source_mask, tau)
+        return selected.squeeze(1) if squeeze else selected
     selected = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     counts = selection_counts(target_mask, source_mask, tau).tolist()
     all_real = (target_mask.all(1) & source_mask.all(1)).tolist()
@@ -328,6 +338,19 @@ def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, sou
             rows = rows.masked_fill(~real, float("-inf"))
         selected[sample] = top_k_per_row(rows.reshape(heads, -1), count).view_as(selected[sample])
     return selected.squeeze(1) if squeeze else selected
+
+
+def sorted_selection(scores: torch.Tensor, target_mask: torch.Tensor, source_mask: torch.Tensor,
+                     tau: float) -> torch.Tensor:
+    """`pea_selection` of (B, H, T_t, T_s) `scores` by one stable descending sort of every (sample, head) row."""
+    batch, heads, target_len, source_len = scores.shape
+    real = target_mask[:, None, :, None] & source_mask[:, None, None, :]
+    flat = scores.masked_fill(~real, float("-inf")).reshape(batch, heads, -1)
+    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
+    keep = torch.arange(flat.shape[-1], device=scores.device) < selection_counts(target_mask, source_mask,
+                                                                                  tau)[:, None, None]
+    selected = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, keep.expand_as(order))
+    return selected.view(scores.shape)
 
 
 SELECTION_SAMPLE = 8192
@@ -510,6 +533,7 @@ def pea_loss_from_products(queries: torch.Tensor, keys: torch.Tensor, products: 
 __all__ = [
     "DEFAULT_BANDWIDTH_MULTIPLIERS", "DEFAULT_CHUNK", "DEFAULT_SELECTION_ELEMENTS", "chunked_kernel_sum",
     "doubling_ladder", "gaussian_kernel_bandwidths", "kernel_blocks", "mean_pairwise_squared_distance", "mmd_loss",
-    "PEA_REDUCTIONS", "pea_loss", "pea_loss_from_products", "pea_selection", "propagate", "selection_counts",
-    "selection_products", "SelectionProducts", "subsample_kernel_mean", "top_k_per_row",
+    "kth_largest", "PEA_REDUCTIONS", "pea_loss", "pea_loss_from_products", "pea_selection", "propagate",
+    "SELECTION_METHODS", "selection_counts", "selection_products", "SelectionProducts", "sorted_selection",
+    "subsample_kernel_mean", "top_k_per_row",
 ]
