@@ -266,9 +266,27 @@ def optimized_metric(cfg: DictConfig, record: dict) -> float | None:
     return record["metrics"][split][metric]
 
 
+SUMMARY_METRICS = 12  # per split on the one-line summary (POM's per-trait metrics stay in results.json)
+
+
+def summary_metrics(values: dict[str, float]) -> tuple[list[tuple[str, float]], int]:
+    """The metrics the summary line shows, and how many it leaves out: all of them up to SUMMARY_METRICS, else
+    the aggregates first (names without a per-label part, or `<family>/mean`)."""
+    items = list(values.items())
+    if len(items) <= SUMMARY_METRICS:
+        return items, 0
+    headline = [(k, v) for k, v in items if "/" not in k or k.endswith("/mean")][:SUMMARY_METRICS]
+    return headline, len(items) - len(headline)
+
+
 def print_summary(record: dict) -> None:
     metrics = record["metrics"]
-    parts = [f"{split}/{k}={v:.4f}" for split in ("val", "test") for k, v in metrics.get(split, {}).items()]
+    parts = []
+    for split in ("val", "test"):
+        shown, left_out = summary_metrics(metrics.get(split, {}))
+        parts += [f"{split}/{k}={v:.4f}" for k, v in shown]
+        if left_out:
+            parts.append(f"(+{left_out} {split} metrics in results.json)")
     print(f"[repro] {record['data']} × {record['fusion']} seed={record['seed']} fold={record['fold']} "
           f"best_epoch={metrics.get('best_epoch')} " + " ".join(parts) +
           f" params={record.get('params', {}).get('total')} wall={record['wall_time_s']:.1f}s")
