@@ -299,7 +299,7 @@ SELECTION_METHODS = ("auto", "bracket", "sort")
 
 
 def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, source_mask: torch.Tensor | None,
-                  tau: float, method: str = "auto") -> torch.Tensor:
+                  tau: float, method: str = "auto", overwrite: bool = False) -> torch.Tensor:
     """W^[i] (§3.4): the top ⌈τ · T_s,real · T_t,real⌉ attention probabilities of each (sample, head) matrix.
 
     attention (B, H, T_t, T_s) or (B, T_t, T_s); masks (B, T) bool, True = real (None = all real). Only real
@@ -310,7 +310,8 @@ def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, sou
     largest with `kth_largest` (a sampled bracket, then a partial selection inside it; no sort), one sample's rows at
     a time so that they stay in the CPU cache; "sort" (the CUDA default) is one stable descending sort of every
     (sample, head) row at once, no per-sample loop and no host synchronisation inside. Both give the same selection.
-    NaN-free input expected (softmax probabilities).
+    `overwrite=True` lets the bracket path mask the pads of `attention` in place (a caller's private copy: saves a
+    copy of every padded sample). NaN-free input expected (softmax probabilities).
     """
     if method not in SELECTION_METHODS:
         raise ValueError(f"alignment.pea_selection: method must be one of {SELECTION_METHODS}, got {method!r}")
@@ -334,9 +335,9 @@ def pea_selection(attention: torch.Tensor, target_mask: torch.Tensor | None, sou
             continue
         rows = scores[sample]
         if not all_real[sample]:  # pads compete as -inf: below every real pair, never among the k <= real pairs
-            real = target_mask[sample][:, None] & source_mask[sample][None, :]
-            rows = rows.masked_fill(~real, float("-inf"))
-        selected[sample] = top_k_per_row(rows.reshape(heads, -1), count).view_as(selected[sample])
+            pads = ~(target_mask[sample][:, None] & source_mask[sample][None, :])
+            rows = rows.masked_fill_(pads, float("-inf")) if overwrite else rows.masked_fill(pads, float("-inf"))
+        top_k_per_row(rows.reshape(heads, -1), count, out=selected[sample].view(heads, -1))
     return selected.squeeze(1) if squeeze else selected
 
 
@@ -359,58 +360,78 @@ SELECTION_SPREAD = 5.0
 """Half-width of the bracket in standard deviations of the sample rank (a miss falls back to a whole-row search)."""
 
 
+_DRAWS: dict[tuple, torch.Tensor] = {}  # the fixed-seed sample positions per (rows, n, device), reused
+
+
+def _sample_positions(count: int, n: int, device: torch.device) -> torch.Tensor:
+    key = (count, n, str(device))
+    if key not in _DRAWS:
+        if len(_DRAWS) > 64:  # a few shapes per model: bound the cache anyway
+            _DRAWS.clear()
+        generator = torch.Generator(device=device).manual_seed(0)
+        _DRAWS[key] = torch.randint(n, (count, SELECTION_SAMPLE), generator=generator, device=device)
+    return _DRAWS[key]
+
+
 def kth_largest(rows: torch.Tensor, k: int) -> torch.Tensor:
-    """The exact k-th largest value of every row of (R, n), 1 <= k <= n -> (R,).
+    """The exact k-th largest value of every row of (R, n), 1 <= k <= n -> (R,)."""
+    return _kth_largest_and_count(rows, k)[0]
+
+
+def _kth_largest_and_count(rows: torch.Tensor, k: int) -> tuple[torch.Tensor, list[int]]:
+    """(γ, count(rows >= γ) per row) with γ the exact k-th largest of every row of (R, n).
 
     Why not `rows.topk(k)` alone: at MICA's MOSEI shape (n = 250,000 pairs, k = 75,000) a partial selection that
     carries indices costs ~1 ns per entry and was most of PEA's time. Here: order statistics of a uniform sample of
     `SELECTION_SAMPLE` entries per row bracket the value, [lo, hi] at ± `SELECTION_SPREAD` standard deviations of the
     sample rank; one count pass per side checks that the k-th largest lies inside (count(> hi) < k <= count(>= lo));
-    then only the bracket's ~5 % of entries are searched (`topk`). Exact whatever the draw: a row whose bracket
-    misses (probability ~1e-6) is searched whole. The draw has its own generator with a fixed seed, so the global
-    RNG stream (dropout) is not touched.
+    then only the bracket's few % of entries are searched (`topk`). Exact whatever the draw: a row whose bracket
+    misses (probability ~1e-6) is searched whole. The draw is made once per shape with its own generator and a
+    fixed seed, so the global RNG stream (dropout) is not touched.
     """
     count, n = rows.shape
     if n <= 8 * SELECTION_SAMPLE:
-        return rows.topk(k, dim=1, sorted=False).values.amin(1)
-    generator = torch.Generator(device=rows.device).manual_seed(0)
-    sample = rows.gather(1, torch.randint(n, (count, SELECTION_SAMPLE), generator=generator, device=rows.device))
+        threshold = rows.topk(k, dim=1, sorted=False).values.amin(1)
+        return threshold, (rows >= threshold[:, None]).sum(1, dtype=torch.int32).tolist()
+    sample = rows.gather(1, _sample_positions(count, n, rows.device))
     expected = k * SELECTION_SAMPLE / n  # the k-th largest's rank in the sample (1-based), on average
     spread = max(SELECTION_SPREAD, 0.0) * math.sqrt(SELECTION_SAMPLE * (k / n) * (1 - k / n)) + 1
-    hi_rank, lo_rank = math.floor(expected - spread), math.ceil(expected + spread)  # ranks from the top
+    hi_rank, lo_rank = math.floor(expected - spread), math.ceil(expected + spread)  # ranks from the top, hi < lo
     # kthvalue counts from the bottom: the r-th largest of m is the (m + 1 − r)-th smallest
     hi = (sample.kthvalue(SELECTION_SAMPLE + 1 - hi_rank, dim=1).values if hi_rank >= 1
           else rows.new_full((count,), float("inf")))
     lo = (sample.kthvalue(SELECTION_SAMPLE + 1 - lo_rank, dim=1).values if lo_rank <= SELECTION_SAMPLE
           else rows.new_full((count,), float("-inf")))
-    above = rows > hi[:, None]
-    inside = rows >= lo[:, None]
-    above_count, inside_count = above.sum(1, dtype=torch.int32), inside.sum(1, dtype=torch.int32)
-    inside &= ~above
-    inside_count -= above_count
+    above, inside = rows > hi[:, None], rows >= lo[:, None]
+    above_count = above.sum(1, dtype=torch.int32)
+    inside_count = inside.sum(1, dtype=torch.int32) - above_count
+    inside ^= above  # hi >= lo, so {> hi} ⊆ {>= lo}: XOR leaves [lo, hi]
     values = rows[inside].split(inside_count.tolist())
-    result = []
+    thresholds, at_least = [], []
     for row, skip, candidates in zip(rows, above_count.tolist(), values, strict=True):
         if skip < k <= skip + candidates.numel():
-            result.append(candidates.topk(k - skip, sorted=False).values.min())
+            threshold = candidates.topk(k - skip, sorted=False).values.min()
+            at_least.append(skip + int((candidates >= threshold).sum()))
         else:  # the bracket missed: the whole row
-            result.append(row.topk(k, sorted=False).values.min())
-    return torch.stack(result)
+            threshold = row.topk(k, sorted=False).values.min()
+            at_least.append(int((row >= threshold).sum()))
+        thresholds.append(threshold)
+    return torch.stack(thresholds), at_least
 
 
-def top_k_per_row(rows: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask of the k largest entries of every row of (R, n), ties at the k-th value taken earliest-first.
+def top_k_per_row(rows: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool mask of the k largest entries of every row of (R, n), ties at the k-th value taken earliest-first
+    (written into `out`, a bool (R, n), when given).
 
     γ = the k-th largest (`kth_largest`, no sort); every entry >= γ is kept, and where more than k are (ties at γ)
     only the first ones equal to γ that fill the k places — the same k entries as a stable descending sort's first k.
     """
-    threshold = kth_largest(rows, k)[:, None]
-    kept = rows >= threshold
-    surplus = (kept.sum(1, dtype=torch.int32) - k).tolist()  # >= 0; > 0 only with ties at γ
-    for r, extra in enumerate(surplus):
-        if extra > 0:  # keep the first ties that fill the k places: drop the last `extra` entries equal to γ
+    threshold, at_least = _kth_largest_and_count(rows, k)
+    kept = torch.ge(rows, threshold[:, None], out=out) if out is not None else rows >= threshold[:, None]
+    for r, kept_count in enumerate(at_least):
+        if kept_count > k:  # ties at γ: keep the first that fill the k places, drop the last `extra` equal to γ
             ties = (rows[r] == threshold[r]).nonzero()[:, 0]
-            kept[r, ties[ties.numel() - extra:]] = False
+            kept[r, ties[ties.numel() - (kept_count - k):]] = False
     return kept
 
 

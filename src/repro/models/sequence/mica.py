@@ -119,12 +119,11 @@ def propagated_selection(attention: MultiheadAttention, queries: torch.Tensor, k
             rows = slice(start, start + step)
             probabilities = attention.probabilities(queries[rows].detach(), keys[rows].detach(),
                                                     rows_of(mask, rows))
-            chosen = pea_selection(probabilities, target_mask[rows], source_mask[rows], tau)
+            selection[rows] = pea_selection(probabilities, target_mask[rows], source_mask[rows], tau, overwrite=True)
             del probabilities  # before the products' float copy of V
             if previous is not None:
-                chosen |= previous[rows]
-            selection[rows] = chosen
-            parts.append(selection_products(chosen, queries[rows], keys[rows], max_elements))
+                selection[rows] |= previous[rows]
+            parts.append(selection_products(selection[rows], queries[rows], keys[rows], max_elements))
     return selection, SelectionProducts(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
 
 
