@@ -116,6 +116,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--suite", choices=("all", "avdigits", "cmu", "mult"), default="all",
                    help="avdigits: the image+audio fusions and data loading; cmu: the sequence models; mult: MulT and "
                         "MICA at the unaligned MOSEI shape (default all)")
+    p.add_argument("--profile", action="store_true",
+                   help="mult suite: also profile one step per model (torch.profiler: top ops, PEA / MMD ranges)")
     p.add_argument("--child-mult", default=None, help=argparse.SUPPRESS)  # internal: one model in a child process
     p.add_argument("--child-override", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -475,9 +477,37 @@ def bench_mult_child(fusion: str, args: argparse.Namespace, overrides: list[str]
         result, batches = bench_fusion_cpu(cfg, args)
         record = {**result, "peak_rss_bytes": peak_rss_bytes(), "peak_rss_before_bytes": rss_start,
                   "shape": MULT_SHAPE}
+        if args.profile:
+            record["profile"] = profile_step(cfg, batches)
         reason = gpu_unavailable_reason()
         record["gpu"] = bench_fusion_gpu(cfg, batches, args) if reason is None else {"skipped": reason}
         return record
+
+
+PROFILE_RANGES = ("pea.probabilities", "pea.selection", "pea.products", "mmd.forward")
+PROFILE_TOP = 12
+
+
+def profile_step(cfg: DictConfig, batches: list[dict]) -> dict:
+    """torch.profiler over one CPU train step (after one untimed): the wall time, the CPU time inside each of
+    mica.py's named ranges (PROFILE_RANGES, absent for MulT), and the PROFILE_TOP ops by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    net, optimizer = fresh_net(cfg, "cpu")
+    task = build_task(cfg, net, build_datamodule(cfg))
+    net.train()
+    train_step(net, optimizer, batches[0], None, task)
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_step(net, optimizer, batches[min(1, len(batches) - 1)], None, task)
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+    ranges = {e.key: round(e.cpu_time_total / 1e6, 3) for e in events if e.key in PROFILE_RANGES}
+    ops = sorted((e for e in events if e.key not in PROFILE_RANGES), key=lambda e: e.self_cpu_time_total,
+                 reverse=True)[:PROFILE_TOP]
+    return {"step_s": round(wall, 3), "ranges_cpu_s": ranges,
+            "top_self_cpu": [{"op": e.key, "self_cpu_s": round(e.self_cpu_time_total / 1e6, 3), "calls": e.count}
+                             for e in ops]}
 
 
 def bench_mult(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
@@ -490,7 +520,8 @@ def bench_mult(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
         print(f"[bench] mosei_unaligned × {name} (child process) …", flush=True)
         # a full MICA step takes about a minute on 2 CPU cores: at most 2 warm-up + 5 timed steps per model
         cmd = [sys.executable, __file__, "--child-mult", fusion, "--steps", str(min(args.steps, 5)), "--warmup",
-               str(min(args.warmup, 2)), *[f"--child-override={o}" for o in extra]]
+               str(min(args.warmup, 2)), *[f"--child-override={o}" for o in extra],
+               *(["--profile"] if args.profile else [])]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -509,6 +540,11 @@ def bench_mult(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
         print(f"{name:<16}step {r['step_ms']['median'] / 1000:6.2f} s [{r['step_ms']['q1'] / 1000:.2f}–"
               f"{r['step_ms']['q3'] / 1000:.2f}]  peak RSS {r['peak_rss_bytes'] / 2**30:5.2f} GiB  "
               f"params {r['params']['total']:,}")
+        if "profile" in r:
+            prof = r["profile"]
+            ranges = "  ".join(f"{k} {v:.2f} s" for k, v in prof["ranges_cpu_s"].items())
+            top = ", ".join(f"{o['op']} {o['self_cpu_s']:.2f} s" for o in prof["top_self_cpu"][:4])
+            print(f"{'':<16}profiled step {prof['step_s']:.2f} s  {ranges}\n{'':<16}top ops: {top}")
         for precision, g in (r.get("gpu") or {}).items():
             if isinstance(g, dict) and "step_ms" in g:
                 print(f"{'':<16}GPU {precision}: step {g['step_ms']['median']:.0f} ms, peak "

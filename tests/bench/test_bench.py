@@ -89,3 +89,21 @@ def test_quick_cmu_bench_times_every_sequence_model(tmp_path: Path):
         for name, r in rec["cpu"].items():
             assert "error" not in r, (data, name, r)
             assert r["samples_per_s"]["median"] > 0 and r["forward_flops_per_sample"] > 0
+
+
+def test_profile_step_reports_the_pea_and_mmd_ranges(tmp_path: Path):
+    """`--profile` on a tiny SYNTHETIC unaligned fixture: MICA's named ranges are timed, MulT has none."""
+    from repro.config import compose_train
+    from repro.data.fixtures_paired import write_paired_mult_pickles
+
+    bench = load_script()
+    write_paired_mult_pickles(tmp_path / "data" / "mosei", dataset="mosei", n=(8, 4, 4))
+    for fusion in ("mica", "mult"):
+        cfg = compose_train(["data=mosei_unaligned", f"fusion={fusion}", "data.batch_size=4", "data.check_steps=false"],
+                            output_dir=tmp_path / fusion, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+        batches = bench.full_batches(bench.build_datamodule(cfg).train_dataloader(), 2, 4)
+        profile = bench.profile_step(cfg, batches)
+        assert profile["step_s"] > 0 and profile["top_self_cpu"][0]["self_cpu_s"] > 0
+        expected = set(bench.PROFILE_RANGES) if fusion == "mica" else set()
+        assert set(profile["ranges_cpu_s"]) == expected
+        assert all(seconds > 0 for seconds in profile["ranges_cpu_s"].values())

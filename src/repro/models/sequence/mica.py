@@ -52,6 +52,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from repro.models.net import NetOutput
 from repro.models.sequence.alignment import (
@@ -117,13 +118,17 @@ def propagated_selection(attention: MultiheadAttention, queries: torch.Tensor, k
     with torch.no_grad():
         for start in range(0, batch, step):
             rows = slice(start, start + step)
-            probabilities = attention.probabilities(queries[rows].detach(), keys[rows].detach(),
-                                                    rows_of(mask, rows))
-            selection[rows] = pea_selection(probabilities, target_mask[rows], source_mask[rows], tau, overwrite=True)
-            del probabilities  # before the products' float copy of V
-            if previous is not None:
-                selection[rows] |= previous[rows]
-            parts.append(selection_products(selection[rows], queries[rows], keys[rows], max_elements))
+            with record_function("pea.probabilities"):  # named ranges for `scripts/bench.py --profile`
+                probabilities = attention.probabilities(queries[rows].detach(), keys[rows].detach(),
+                                                        rows_of(mask, rows))
+            with record_function("pea.selection"):
+                selection[rows] = pea_selection(probabilities, target_mask[rows], source_mask[rows], tau,
+                                                overwrite=True)
+                del probabilities  # before the products' float copy of V
+                if previous is not None:
+                    selection[rows] |= previous[rows]
+            with record_function("pea.products"):
+                parts.append(selection_products(selection[rows], queries[rows], keys[rows], max_elements))
     return selection, SelectionProducts(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
 
 
@@ -212,11 +217,12 @@ class MICA(MulT):
         The default bandwidths come from ALL real elements (closed form, O(n·d)), so the subsample estimate has
         exactly the full-batch kernel.
         """
-        keys, queries = self.real_elements(keys, source_mask), self.real_elements(queries, target_mask)
-        bandwidths = self.bandwidths if self.bandwidths is not None else gaussian_kernel_bandwidths(keys, queries)
-        sizes = (keys.shape[0], queries.shape[0])
-        return mmd_loss(self.subsample(keys)[None], self.subsample(queries)[None], None, None, bandwidths,
-                        population_sizes=sizes)
+        with record_function("mmd.forward"):
+            keys, queries = self.real_elements(keys, source_mask), self.real_elements(queries, target_mask)
+            bandwidths = self.bandwidths if self.bandwidths is not None else gaussian_kernel_bandwidths(keys, queries)
+            sizes = (keys.shape[0], queries.shape[0])
+            return mmd_loss(self.subsample(keys)[None], self.subsample(queries)[None], None, None, bandwidths,
+                            population_sizes=sizes)
 
     def align(self, unit, info, masks, state, attention: MultiheadAttention, attention_mask: AttentionMask) -> None:
         """Add this unit's MMD / PEA terms to `state` (unweighted sums) and update its propagated selection."""
