@@ -12,7 +12,8 @@ once with `LD_PRELOAD=<libtcmalloc>` when the library is found and not loaded ye
 PyTorch CPU launcher). Nothing happens when:
 - `REPRO_ALLOCATOR=system` is set (keep glibc), or tcmalloc is already in LD_PRELOAD;
 - the platform is not Linux, or no libtcmalloc is installed (Debian/Ubuntu: `apt install libtcmalloc-minimal4`).
-Child processes (DDP ranks, joblib workers, the table runner's runs) inherit the environment. tcmalloc's
+Child processes (DDP ranks, joblib workers, the table runner's runs) inherit the environment; so does a SLURM job
+(submitit), and on a node without the library ld.so prints one warning line and the job runs under glibc. tcmalloc's
 "large alloc" reports are silenced (TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD), since tensors of several GB are normal.
 This module imports nothing heavy: it runs before torch is imported.
 """
