@@ -1,7 +1,7 @@
 """Benchmarks (not tests): train-step throughput of every fusion model, and AV-Digits data loading.
 
     python scripts/bench.py [--suite all|avdigits|cmu|mult] [--out outputs/bench] [--fusions concat,msaf]
-                            [--steps 20] [--warmup 5] [--threads N] [--quick] [--synthetic]
+                            [--steps 20] [--warmup 5] [--threads N] [--quick] [--synthetic] [--profile]
     make bench ARGS="--fusions msaf"
 
 Writes, each atomically, and prints a summary table:
@@ -39,7 +39,8 @@ exact formats, the loss being the task's own (L1 / per-emotion CE): `sequence_th
 LMF, MARN, RMFN, MSAF at each paper's batch shape (`CMU_SUITE`); `mult_mica.json` — MulT, MICA and MICA without its
 alignment losses at the unaligned MOSEI shape (batch 24, text 50×300, audio 500×74, vision 500×35), each model in a
 fresh child process so that its peak resident memory (`peak_rss_bytes`) is its own, with the issue's targets (step
-≤ 5 s, peak ≤ 2 GB, alignment losses ≤ +30 %).
+≤ 5 s, peak ≤ 2 GB, alignment losses ≤ +30 %). `--profile` adds one `torch.profiler` step per model: the top ops
+by self CPU time and the CPU time inside mica.py's named PEA / MMD ranges (`profile` in the record).
 `--synthetic` runs on a tiny SYNTHETIC AV-MNIST fixture instead of AV-Digits (plumbing only, no load timing).
 """
 

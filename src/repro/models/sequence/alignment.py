@@ -37,9 +37,10 @@ Propagated element-level alignment (§3.4, Eq. 2 and the W / V definitions):
 `pea_selection` gives W (exactly ⌈τ · T_s,real · T_t,real⌉ real pairs per sample and head), `propagate` the union,
 `pea_loss` the weighted squared distances (summed over heads, MEAN over the samples of the batch so β's scale does
 not depend on the batch size — the paper's sum over the N training samples differs by the constant N).
-Cost: the selection finds γ by partial selection (`torch.topk` unsorted, no full sort), one sample at a time; the loss
-needs only V's row/column sums, V k and V^T q (`selection_products`, computed without gradient a few samples at a
-time), so autograd keeps no (T_t, T_s)-sized tensor.
+Cost: the selection is exact without a full sort on CPU (`kth_largest`: a sampled bracket, then a partial selection
+inside it, one sample at a time) and one stable sort of every row on CUDA (`sorted_selection`); the loss needs only
+V's row/column sums, V k and V^T q (`selection_products`, computed without gradient a few samples at a time), so
+autograd keeps no (T_t, T_s)-sized tensor.
 """
 
 from __future__ import annotations
@@ -429,7 +430,7 @@ def top_k_per_row(rows: torch.Tensor, k: int, out: torch.Tensor | None = None) -
     threshold, at_least = _kth_largest_and_count(rows, k)
     kept = torch.ge(rows, threshold[:, None], out=out) if out is not None else rows >= threshold[:, None]
     for r, kept_count in enumerate(at_least):
-        if kept_count > k:  # ties at γ: keep the first that fill the k places, drop the last `extra` equal to γ
+        if kept_count > k:  # ties at γ: keep the first that fill the k places, drop the last kept_count − k
             ties = (rows[r] == threshold[r]).nonzero()[:, 0]
             kept[r, ties[ties.numel() - (kept_count - k):]] = False
     return kept

@@ -38,7 +38,7 @@ Losses (`aux_losses`, only computed while training unless `align_in_eval`, and o
 `export_attention_layer = i` (attribute, default None) stores every unit's (B, H, T_t, T_s) attention of layer i in
 `extras["attention_<t>_with_<s>"]` (Fig. 4). `extras["gate_<t>"]` holds the last merging gate G (B, T_t, d).
 Cost: PEA is O(T_t·T_s) per unit, head and layer. `propagated_selection` computes the explicit probabilities
-itself from the layer's queries/keys (the unit's own `probabilities`, same masks), selects (partial selection, no sort),
+itself from the layer's queries/keys (the unit's own `probabilities`, same masks), selects exactly (`pea_selection`),
 takes the union and the products V k, V^T q in ONE pass over chunks of samples (`selection_elements` attention
 entries at a time), without gradient: the only batch-sized (B, H, T_t, T_s) tensor is the bool V kept for the next
 layer, and autograd keeps only (B, H, T, d_k)-sized tensors for the loss. The explicit probabilities still cost
