@@ -97,6 +97,23 @@ def test_unrecoverable_word_is_excluded_and_counted(paired, caplog):
     assert "1 of" in caplog.text
 
 
+def test_reprocessed_words_are_exactly_the_unrecovered_ones(paired, tmp_path):
+    """fixtures_paired(reprocessed_words=k): the same files but for k words per split, none of them recoverable."""
+    broken = write_paired_mult_pickles(tmp_path, dataset="mosi", seed=3, reprocessed_words=4)
+    clean_a, broken_a = _load(paired.aligned), _load(broken.aligned)
+    np.testing.assert_array_equal(_load(paired.unaligned)["test"]["vision"], _load(broken.unaligned)["test"]["vision"])
+    aligned = MulTPickleReader(tmp_path, dataset="mosi", aligned=True).load()
+    unaligned = MulTPickleReader(tmp_path, dataset="mosi", aligned=False).load()
+    for split, skey in (("train", "train"), ("val", "valid"), ("test", "test")):
+        mask = broken.reprocessed[split]
+        assert mask.sum() == 4 and np.all(paired.spans[split]["vision"][mask] >= 0)  # real words only
+        for modality in ("audio", "vision"):
+            np.testing.assert_array_equal(broken_a[skey][modality][~mask], clean_a[skey][modality][~mask])
+            spans, counts = spans_from_datasets(aligned[split], unaligned[split], modality)
+            assert counts["words"] - counts["recovered"] == 4
+            np.testing.assert_array_equal(spans, np.where(mask[..., None], -1, paired.spans[split][modality]))
+
+
 def test_word_frame_spans_hand_made_gap_overlap_padding_and_ambiguity():
     frames = np.zeros((12, 2), dtype=np.float32)
     frames[2:] = np.arange(20, dtype=np.float32).reshape(10, 2) + 1  # 2 padding frames, then 10 real ones

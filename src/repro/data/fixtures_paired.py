@@ -8,6 +8,10 @@ CMU-MultimodalSDK builds word-aligned data: each word owns an ordered interval o
 audio/vision vector is the unweighted mean of those frames (the SDK's ``avg`` collapse). Between two words there
 may be silent frames (a gap) or one shared frame (a frame straddling the word boundary intersects both words, as
 in the SDK's interval intersection). Text, labels and ids are identical in both files, as in the releases.
+
+``reprocessed_words`` breaks that rule on purpose for some words (their aligned vectors are no frame interval's
+mean, as if re-extracted or re-normalised after alignment), so that a test can check that the Corr. Acc ground
+truth reports the words it cannot recover (MICA Table 6's recovered / total words).
 """
 
 from __future__ import annotations
@@ -26,16 +30,19 @@ MAX_LEAD = 2  # silent frames before the first / after the last word
 
 
 class PairedPickles(NamedTuple):
-    """Paths of the two SYNTHETIC files and the true spans.
+    """Paths of the two SYNTHETIC files, the true spans and the re-processed words.
 
     ``spans[split][modality]`` is int64 (N, T_w, 2): the [start, end) frame interval of each word, in the
     coordinates of the unaligned (left-padded) array; padding words hold (-1, -1). Splits are ours
-    (train/val/test), modalities ``audio`` and ``vision``.
+    (train/val/test), modalities ``audio`` and ``vision``. ``reprocessed[split]`` is bool (N, T_w): the real
+    words whose aligned audio and vision vectors are NOT the mean of their frames (``reprocessed_words``); their
+    ``spans`` entry still holds the frames the word owns in the unaligned file.
     """
 
     aligned: Path
     unaligned: Path
     spans: dict[str, dict[str, np.ndarray]]
+    reprocessed: dict[str, np.ndarray]
 
 
 def _frame_steps(words: int, frames_per_word: tuple[int, int]) -> int:
@@ -94,6 +101,25 @@ def _paired_split(rng, dataset: str, count: int, words: int, frames_per_word: tu
     return aligned, unaligned, spans
 
 
+def _reprocess(rng, aligned: dict, unaligned: dict, count: int) -> np.ndarray:
+    """Re-process `count` random real words of one split in place; returns the (N, T_w) bool mask of them.
+
+    The word's aligned audio and vision vectors are shifted, per feature, by the range of that feature over the
+    segment's frames plus one: the result lies outside [min, max] of the frames, where no interval mean can be.
+    """
+    real = np.flatnonzero(np.any(aligned["text"] != 0, axis=-1).ravel())
+    if count > len(real):
+        raise ValueError(f"reprocessed_words={count} exceeds the {len(real)} real words of a split")
+    mask = np.zeros(aligned["text"].shape[:2], dtype=bool)
+    mask.ravel()[rng.choice(real, size=count, replace=False)] = True
+    for modality in ("audio", "vision"):
+        frames = unaligned[modality].astype(np.float64)
+        shift = frames.max(axis=1) - frames.min(axis=1) + 1.0  # (N, D): per segment and feature
+        for i, w in zip(*np.nonzero(mask)):
+            aligned[modality][i, w] = (aligned[modality][i, w] + shift[i]).astype(np.float32)
+    return mask
+
+
 def write_paired_mult_pickles(
     root: str | Path,
     dataset: str = "mosi",
@@ -101,6 +127,7 @@ def write_paired_mult_pickles(
     words: int = 6,
     frames_per_word: tuple[int, int] = (2, 9),
     seed: int = 0,
+    reprocessed_words: int = 0,
 ) -> PairedPickles:
     """Write SYNTHETIC ``<root>/<prefix>_data.pkl`` and ``<prefix>_data_noalign.pkl`` of the same segments.
 
@@ -108,7 +135,10 @@ def write_paired_mult_pickles(
     word a span of ``frames_per_word`` = (min, max) unaligned frames (inclusive), separated by a gap from
     `GAP_CHOICES`, with up to `MAX_LEAD` silent frames before the first and after the last word. Audio and vision
     get independent spans (their frame rates differ in the releases). No audio ``-inf`` is written: the
-    aligned means must stay exact. Returns the two paths and the true spans (see `PairedPickles`).
+    aligned means must stay exact. ``reprocessed_words`` > 0: in every split, that many randomly chosen real words
+    get aligned audio and vision vectors that are no frame interval's mean (see `_reprocess`); everything else is
+    the same as with 0 (same seed, same files otherwise). Returns the two paths, the true spans and the mask of
+    re-processed words (see `PairedPickles`).
     """
     lo, hi = frames_per_word
     if not 1 <= lo <= hi or words < 1:
@@ -124,4 +154,9 @@ def write_paired_mult_pickles(
     for (split, skey), count in zip(FILE_SPLITS.items(), n):
         aligned_data[skey], unaligned_data[skey], spans[split] = _paired_split(
             rng, dataset, count, words, (lo, hi), skey)
-    return PairedPickles(_write(aligned_path, aligned_data), _write(unaligned_path, unaligned_data), spans)
+    # a separate stream: the data of every other word is the same as without re-processing
+    reprocess_rng = np.random.default_rng([seed, 1])
+    reprocessed = {split: _reprocess(reprocess_rng, aligned_data[skey], unaligned_data[skey], reprocessed_words)
+                   for split, skey in FILE_SPLITS.items()}
+    return PairedPickles(_write(aligned_path, aligned_data), _write(unaligned_path, unaligned_data), spans,
+                         reprocessed)
