@@ -1,17 +1,20 @@
 """CMU-MOSI / CMU-MOSEI / IEMOCAP pickle readers (MulT §4.1 and MMSA layouts) against their SYNTHETIC
-fixtures: shapes, dtypes, masks, labels, ids, the audio -inf quirk, and every bad-input error (one line,
-names the file)."""
+fixtures: shapes, dtypes, masks (only the run of all-zero steps at the padded end is padding; interior zero
+frames stay real, and so the last-step readouts), labels, ids, the audio -inf quirk, and every bad-input error
+(one line, names the file)."""
 
 from __future__ import annotations
 
 import logging
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from repro.data import cmu
 from repro.data.base import DataError
 from repro.data.cmu import (
     MMSAPickleReader,
@@ -21,6 +24,8 @@ from repro.data.cmu import (
     nonzero_mask,
 )
 from repro.data.fixtures_cmu import FEATURE_DIMS, MULT_NEGINF_PER_SPLIT, write_mmsa_pickle, write_mult_pickle
+from repro.models.sequence.mult import MulT
+from repro.models.sequence.recurrent import MaskedLSTM
 
 SIZES = (12, 4, 4)
 
@@ -70,8 +75,8 @@ def test_mult_reader_shapes_labels_masks(tmp_path, dataset, aligned):
         assert sample[m].shape == (steps[m], dims[m]) and sample[m].dtype == torch.float32
         mask = sample[f"{m}_mask"]
         assert mask.dtype == torch.bool and mask.shape == (steps[m],)
-        # left zero-padding: the mask is False then True, and True exactly where the file row is non-zero
-        expected = (raw["valid"][m][1] != 0).any(-1)
+        # left zero-padding: the mask is False then True, True from the file's first non-zero row on
+        expected = np.arange(steps[m]) >= np.flatnonzero((raw["valid"][m][1] != 0).any(-1))[0]
         assert np.array_equal(mask.numpy(), expected)
         assert not mask[0] or mask.all()
         assert mask[-1]
@@ -141,12 +146,65 @@ def test_mult_fixture_labels_are_learnable(tmp_path, dataset):
         assert np.corrcoef(pred[:, 0], y[:, 0])[0, 1] > 0.9
 
 
-def test_mask_helpers():
-    x = np.zeros((2, 4, 3), dtype=np.float32)
+def test_mask_helpers(monkeypatch):
+    monkeypatch.setattr(cmu, "SCAN_ROWS", 2)  # the scans run in chunks; the run rule must cross them
+    x = np.zeros((3, 6, 3), dtype=np.float32)
     x[0, 2:, 1] = 1.0
-    x[1, 3, 0] = -np.inf
-    assert nonzero_mask(x).tolist() == [[False, False, True, True], [False, False, False, True]]
+    x[0, 3] = 0.0  # an all-zero step inside the sequence: real
+    x[0, 5] = 0.0  # an all-zero last step after real ones: real (only the LEADING run is padding)
+    x[1, 4, 0] = -np.inf  # a step whose only non-zero value is -inf: real
+    # x[2] is all zeros: all False
+    F, T = False, True
+    left = [[F, F, T, T, T, T], [F, F, F, F, T, T], [F] * 6]
+    assert nonzero_mask(x).tolist() == left
+    assert nonzero_mask(x, padding="left").tolist() == left
+    assert nonzero_mask(x[0]).tolist() == left[0]  # one (T, D) sample, split into 3 chunks of steps
+    # the same rows mirrored are right-padded (MMSA): the TRAILING run is the padding
+    assert nonzero_mask(x[:, ::-1], padding="right").tolist() == [row[::-1] for row in left]
+    assert nonzero_mask(x[0, ::-1], padding="right").tolist() == left[0][::-1]
+    with pytest.raises(ValueError, match="unknown padding side 'middle'"):
+        nonzero_mask(x, padding="middle")
     assert length_mask(np.array([0, 3]), 4).tolist() == [[False] * 4, [True, True, True, False]]
+
+
+def test_mult_interior_zero_frames_are_real_and_the_last_step_readout_stays(mosi):
+    """A FACET frame with no face / a silent COVAREP frame inside a segment is all zeros but real: MulT's code
+    attends over it. Only the leading run is padding, so the "last real step" is the segment's last step."""
+    def edit(data):
+        v = data["train"]["vision"]
+        v[0, :3] = 0.0  # at least 3 padding steps
+        first = int(np.flatnonzero((v[0] != 0).any(-1))[0])
+        assert 3 <= first < v.shape[1] - 3
+        v[0, first + 1] = 0.0  # interior
+        v[0, -1] = 0.0  # the last step
+        data["train"]["audio"][2, -2] = 0.0
+        data["train"]["vision"][1] = 0.0  # nothing at all: all False, as before
+
+    rewrite(mosi, edit)
+    with open(mosi, "rb") as f:
+        raw = pickle.load(f)["train"]
+    ds = MulTPickleReader(mosi.parent, dataset="mosi").load()["train"]
+    v = raw["vision"][0]
+    first = int(np.flatnonzero((v != 0).any(-1))[0])
+    mask = ds[0]["vision_mask"]
+    steps = len(mask)
+    assert mask.tolist() == [False] * first + [True] * (steps - first)
+    assert not (v[first + 1] != 0).any() and not (v[-1] != 0).any()  # those real steps are all zeros
+    assert ds[2]["audio_mask"][-2] and ds[2]["audio_mask"][-1]
+    assert not ds[1]["vision_mask"].any()
+    # the readouts that use the mask end at the last step. MulT: the last True step of the mask.
+    h = torch.arange(steps, dtype=torch.float32).reshape(1, steps, 1)
+    assert MulT.read(SimpleNamespace(readout="last"), h, mask[None]).item() == steps - 1
+    # MaskedLSTM (EF/LF-LSTM, TFN, LMF, MSAF): over the real steps = a plain LSTM over the steps from `first` on,
+    # the all-zero frames included.
+    torch.manual_seed(0)
+    lstm = MaskedLSTM(v.shape[1], 4)
+    x = ds[0]["vision"][None]
+    outputs, last = lstm(x, mask[None])
+    _, plain = lstm(x[:, first:], None)
+    assert torch.allclose(last, plain, atol=1e-6) and torch.allclose(outputs[0, -1], last[0], atol=1e-6)
+    _, dropped = lstm(x[:, first:][:, [t for t in range(steps - first) if t not in (1, steps - first - 1)]], None)
+    assert not torch.allclose(last, dropped, atol=1e-4)  # the old rule (zero frames = padding) read something else
 
 
 # -- MMSA ----------------------------------------------------------------------------------------------------
@@ -177,6 +235,19 @@ def test_mmsa_reader(tmp_path, aligned, text, caplog):
     assert sample["label"].item() == pytest.approx(float(raw["regression_labels"][2]))
     assert sample["id"] == "synthetictest0002$_$2"
     assert torch.isfinite(splits["train"][0]["audio"]).all()
+
+
+def test_mmsa_aligned_masks_keep_interior_zero_steps(tmp_path):
+    """MMSA's aligned files have no lengths and put the real steps first: only the TRAILING run of all-zero steps
+    is padding; an all-zero step before the last non-zero one is real."""
+    path = write_mmsa_pickle(tmp_path / "aligned_50.pkl", dataset="mosei", aligned=True)
+    with open(path, "rb") as f:
+        n_real = int(pickle.load(f)["train"]["text_bert"][3, 1].sum())
+    assert n_real >= 4
+    rewrite(path, lambda d: d["train"]["vision"].__setitem__((3, 1), 0.0))
+    sample = MMSAPickleReader(tmp_path, "aligned_50.pkl").load()["train"][3]
+    assert torch.all(sample["vision"][1] == 0)
+    assert sample["vision_mask"].tolist() == [True] * n_real + [False] * (50 - n_real)
 
 
 def test_mmsa_text_mask_without_text_bert(mmsa):

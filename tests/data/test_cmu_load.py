@@ -63,7 +63,13 @@ def test_chunked_scans_match_plain_formulas(monkeypatch):
     x[4, 3, 1] = 0.0
     x[7, 5] = 0.0
     x[1, 4, 2], x[8, 2, 0], x[9, 5, 3], x[2, 3, 3] = -np.inf, np.inf, np.nan, -np.inf
-    assert np.array_equal(cmu.nonzero_mask(x), (x != 0).any(-1))
+    x[3, 3] = 0.0  # interior all-zero step
+    x[6] = 0.0  # all-zero sample
+    # plain formulas: real from the first non-zero step on (left) / up to the last one (right)
+    nonzero = (x != 0).any(-1)
+    assert np.array_equal(cmu.nonzero_mask(x), np.cumsum(nonzero, axis=-1) > 0)
+    assert np.array_equal(cmu.nonzero_mask(x, padding="right"), np.cumsum(nonzero[:, ::-1], axis=-1)[:, ::-1] > 0)
+    assert cmu.nonzero_mask(x)[7, 5] and cmu.nonzero_mask(x)[3, 3] and not cmu.nonzero_mask(x)[6].any()
     assert cmu.count_nonfinite(x, count_neginf=True) == (2, 2)
     assert cmu.count_nonfinite(x) == (0, 4)
     y = x.copy()
@@ -90,6 +96,7 @@ def test_masks_and_cleaning_allocate_no_array_sized_temporaries():
     x = np.random.default_rng(0).normal(size=(2000, 50, 74)).astype(np.float32)  # 29.6 MB
     x[::7, :10] = 0.0
     x[5, 20, 3] = -np.inf
+    x[3, 30] = 0.0  # an interior zero step: the run rule works on the (N, T) bools, in place
     reader = cmu.MulTPickleReader("unused", dataset="mosei")
     tracemalloc.start()
     try:
@@ -98,7 +105,7 @@ def test_masks_and_cleaning_allocate_no_array_sized_temporaries():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert out is x and x[5, 20, 3] == 0 and mask.shape == (2000, 50)
+    assert out is x and x[5, 20, 3] == 0 and mask.shape == (2000, 50) and mask[3, 30] and not mask[7, :10].any()
     # at most a few chunk-sized bool temporaries (the old full-size `x != 0` / `np.isfinite(x)` were 25 % of x each)
     chunk_bools = cmu.SCAN_ROWS * 50 * 74
     assert peak - mask.nbytes <= 4 * chunk_bools < 0.15 * x.nbytes  # np.isneginf makes 3 chunk-sized ones

@@ -46,9 +46,9 @@ def test_reader_shapes_labels_masks(root):
         for m, d in dims.items():
             assert sample[m].shape == (T, d) and sample[m].dtype == torch.float32
             assert sample[f"{m}_mask"].shape == (T,) and sample[f"{m}_mask"].dtype == torch.bool
-        for m in ("vision", "audio"):  # left zero-padding: False...False True...True, True where the row is non-zero
+        for m in ("vision", "audio"):  # left zero-padding: False...False True...True, from the first non-zero row
             mask = sample[f"{m}_mask"].numpy()
-            assert np.array_equal(mask, (raw[m][i] != 0).any(-1))
+            assert np.array_equal(mask, np.arange(T) >= np.argmax((raw[m][i] != 0).any(-1)))
             assert mask[-1] and (not mask[0] or mask.all())
         assert sample["text_mask"].all()  # no bert50_mask.npy: the right padding is unknown
         assert sample["label"].shape == (1,) and sample["label"].dtype == torch.float32
@@ -81,6 +81,24 @@ def test_inf_zeroed_per_item_counted_and_logged_once(root, caplog):
     assert torch.equal(sample["audio"][t, other], torch.from_numpy(raw_audio[i, t, other]))
     sub = splits["train"].subset(np.array([int(i)]))
     assert sub[0]["audio"][t, f] == 0
+
+
+def test_interior_zero_frames_are_real_steps(root):
+    """The SDK left-pads visual50/audio50: only the leading run of all-zero steps is padding. A FACET frame with no
+    face / a silent COVAREP frame after the first real step stays real, so the last step is the segment's end."""
+    vision, audio = np.load(root / "val" / "visual50.npy"), np.load(root / "val" / "audio50.npy")
+    vision[0, :2] = 0.0
+    first = int(np.argmax((vision[0] != 0).any(-1)))
+    assert 2 <= first < T - 2
+    vision[0, first + 1] = 0.0
+    vision[0, -1] = 0.0
+    audio[1] = 0.0
+    np.save(root / "val" / "visual50.npy", vision)
+    np.save(root / "val" / "audio50.npy", audio)
+    ds = MSAFMoseiReader(root).load()["val"]
+    assert ds[0]["vision_mask"].tolist() == [False] * first + [True] * (T - first)
+    assert torch.all(ds[0]["vision"][-1] == 0)
+    assert not ds[1]["audio_mask"].any()  # nothing real at all
 
 
 def test_nan_counted_and_error_policy(root):

@@ -60,6 +60,26 @@ def test_reader_shapes_and_labels(pom):
     assert int(sample["text_mask"].sum()) == min(20, len(fx.words[vid][0]))
 
 
+def test_masks_keep_interior_zero_steps(pom, tmp_path):
+    """prepare_cmu.py left-pads: only the leading run of all-zero steps is padding; an all-zero step after the
+    first real one (a FACET frame with no face) stays real, and an all-zero sequence has no real step."""
+    _, out = pom
+    original = POMReader(out).load()["train"]
+    mask = original[0]["vision_mask"].numpy()
+    first = int(np.argmax(mask))
+    assert mask[first:].all() and not mask[:first].any() and len(mask) - first >= 3
+
+    def holes(data):
+        data["train"]["vision"][0, first + 1] = 0.0
+        data["train"]["vision"][0, -1] = 0.0
+        data["train"]["audio"][1] = 0.0
+
+    ds = POMReader(rewritten(out, tmp_path, holes)).load()["train"]
+    assert torch.all(ds[0]["vision"][first + 1] == 0) and torch.all(ds[0]["vision"][-1] == 0)
+    assert torch.equal(ds[0]["vision_mask"], original[0]["vision_mask"])
+    assert not ds[1]["audio_mask"].any()
+
+
 def test_trait_subset_order(pom):
     _, out = pom
     splits = POMReader(out, traits=["persuasive", "sentiment"]).load()

@@ -15,12 +15,14 @@ Samples: ``vision`` (visual50), ``audio``, ``text`` (bert50) as float32 (T, D) t
 bool (T,), ``label`` = the sentiment column ``label50[:, :, 0]`` as float32 (1,) (checked in [-3, 3]) and ``id``
 (``<split>_<row>``: the layout stores no segment ids).
 
-Masks. visual/audio follow the non-zero rule of `repro.data.cmu.nonzero_mask` (a step is real iff any feature
-is non-zero; ±inf counts as real). QUIRK of MSAF's text features: bert50 is padded on the RIGHT with BERT's
-outputs at [PAD] tokens, which are never zero, so the non-zero rule cannot find the padding; the text mask
-is all True (what MSAF's LSTMs effectively see) unless ``<split>/bert50_mask.npy`` (N, 50) — BERT's attention
-mask, written by ``scripts/extract_bert.py`` — exists, in which case it is used. Note that MSAF's LSTMs read
-the last time step, which for text is a [PAD] position of most segments.
+Masks. visual/audio follow the left-padding rule of `repro.data.cmu.nonzero_mask` (the SDK's
+``get_tensors(direction=False)`` left-pads: only the leading run of all-zero steps is padding, an all-zero frame
+after the first real one — a FACET frame with no face, a silent COVAREP frame — is real; ±inf and NaN count as
+non-zero, the mask is taken before they are zeroed). QUIRK of MSAF's text features: bert50 is padded on the
+RIGHT with BERT's outputs at [PAD] tokens, which are never zero, so no zero rule can find the padding; the
+text mask is all True (what MSAF's LSTMs effectively see) unless ``<split>/bert50_mask.npy`` (N, 50) — BERT's
+attention mask, written by ``scripts/extract_bert.py`` — exists, in which case it is used. Note that MSAF's
+LSTMs read the last time step, which for text is a [PAD] position of most segments.
 
 Non-finite values. MSAF's dataset sets ±inf to 0 per item (``value[torch.isinf(value)] = 0``). With
 ``nonfinite="zero"`` (default) this reader does the same when a sample is read, after counting the entries
@@ -160,7 +162,8 @@ class MSAFMoseiReader(Reader):
         labels = _sentiment(np.array(raw_labels[:, :, 0]), folder / f"{LABEL_FILE}.npy", PREPARE_HINT,
                             self.label_range)
         self.nonfinite[split] = self._check_finite(split, arrays, folder)
-        masks = {m: nonzero_mask(arrays[m]) for m in ("vision", "audio")}  # ±inf is non-zero: a real step
+        # left-padded; ±inf is non-zero: a real step
+        masks = {m: nonzero_mask(arrays[m], padding="left") for m in ("vision", "audio")}
         masks["text"] = self._text_mask(folder, split, n, arrays["text"].shape[1])
         dirty = tuple(m for m, c in self.nonfinite[split].items() if c["inf"] or c["nan"])
         ids = np.array([f"{split}_{i}" for i in range(n)])

@@ -19,8 +19,10 @@ round, half to even). On labels that span a 1..7 scale this is 7, on 1..5 it is 
 labels span 1..6 (what Table 3 implies). The table keeps RMFN's count per trait (``table3_classes``) so a run
 can check the derived counts against the paper.
 
-Samples: ``{"text", "audio", "vision"}`` float32 tensors, ``<modality>_mask`` by the non-zero rule of
-`repro.data.cmu` (left zero-padding), ``label`` float32 (len(traits),) for multi-output regression, ``id``.
+Samples: ``{"text", "audio", "vision"}`` float32 tensors, ``<modality>_mask`` by the left-padding rule of
+`repro.data.cmu.nonzero_mask` (the prepared pickle is LEFT zero-padded: only the leading run of all-zero steps
+is padding; an all-zero step inside a segment, e.g. a FACET frame with no face, is real), ``label`` float32
+(len(traits),) for multi-output regression, ``id``.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class POMReader(Reader):
                 if not np.all(np.isfinite(x)):
                     raise DataError(f"{where}[{m!r}] has {int((~np.isfinite(x)).sum())} non-finite values; expected "
                                     f"finite features (prepare_cmu.py zeroes them); fix: {POM_HINT}")
-                arrays[m], masks[m] = x, nonzero_mask(x)
+                arrays[m], masks[m] = x, nonzero_mask(x, padding="left")  # prepare_cmu.py left-pads
             labels = self._labels(_key(d, self.path, skey, "labels", POM_HINT, self.what), f"{where}['labels']",
                                   columns)
             raw_ids = d.get("id")
