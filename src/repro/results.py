@@ -3,8 +3,9 @@
 Schema (DESIGN.md, "Results record"): `schema`, `run_id`, `status` (completed | failed | interrupted, with
 `error`), `data`, `backbone`, `fusion`, `fold`, `seed`, `protocol`, `overrides`, `tags`, `metrics`
 (`test`, `val`, `best_epoch`), `params` (total, trainable, fusion), `flops` (forward per sample),
-`peak_memory`, `wall_time_s`, `hardware`, `versions`, `config` (resolved). Tables are computed from these
-records only.
+`peak_memory`, `wall_time_s`, `hardware`, `versions` (with `git_commit`, `git_dirty`), `config` (resolved),
+`synthetic` (the reader read SYNTHETIC fixture data), `debug` and `identity` (`repro.provenance`: what a table
+compares before it counts the record). Tables are computed from these records only.
 """
 
 from __future__ import annotations
@@ -86,12 +87,23 @@ def find_records(root: str | Path, status: str | None = "completed") -> Iterable
             yield path, record
 
 
-def git_commit(cwd: str | Path | None = None) -> str:
+def _git(args: list[str], cwd: str | Path | None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    out = _git(["rev-parse", "HEAD"], cwd)
+    return (out or "").strip() or "unknown"
+
+
+def git_dirty(cwd: str | Path | None = None) -> bool | None:
+    """Whether tracked files differ from the commit (untracked files do not count); None outside a git checkout."""
+    out = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return None if out is None else bool(out.strip())
 
 
 def versions() -> dict:
@@ -106,6 +118,7 @@ def versions() -> dict:
         "lightning": lightning.__version__,
         "repro": repro.__version__,
         "git_commit": git_commit(Path(__file__).parent),
+        "git_dirty": git_dirty(Path(__file__).parent),
     }
 
 

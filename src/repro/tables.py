@@ -33,13 +33,15 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import CONFIG_DIR
+from repro.provenance import canonical_overrides, identity_mismatch, overrides_identity
 from repro.results import FILENAME, atomic_write_text, read_record, save_figure
 
 REPO_ROOT = CONFIG_DIR.parent
@@ -111,10 +113,11 @@ def table_dir(table: DictConfig, smoke: bool, out_root: Path) -> Path:
 @dataclass
 class RowPlan:
     label: str
-    directory: Path
-    missing: list[dict]
+    directory: Path  # the sweep folder: one sub-folder per repeat
+    missing: list[dict]  # the repeats to (re-)run
     overrides: list[str]
     kind: str = "train"
+    stale: list[tuple[Path, str]] = field(default_factory=list)  # completed runs that no longer count, and why
 
 
 def _write_pom_fixture(root: Path) -> None:
@@ -126,13 +129,16 @@ def _write_pom_fixture(root: Path) -> None:
     prepare("pom", fixture.csd_dir, root / "pom", folds_path=fixture.folds_path, progress=False)
 
 
-def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
-    """Write the SYNTHETIC fixture the smoke run reads and return the overrides that point at it."""
+def smoke_fixture(table: DictConfig) -> str:
+    return str((table.get("smoke") or {}).get("fixture", "avmnist"))
+
+
+def write_smoke_fixture(table: DictConfig, out_root: Path) -> None:
+    """Write the SYNTHETIC fixture the smoke run reads (under `<out>/smoke_data`)."""
     from repro.data import fixtures, fixtures_cmu
     from repro.data.fixtures_paired import write_paired_mult_pickles
 
-    smoke = table.get("smoke") or {}
-    fixture = smoke.get("fixture", "avmnist")
+    fixture = smoke_fixture(table)
     root = out_root / "smoke_data"
     writers = {"avmnist": lambda: fixtures.write_avmnist(root / "avmnist"),
                "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds"),
@@ -148,28 +154,134 @@ def smoke_setup(table: DictConfig, out_root: Path) -> list[str]:
     if fixture not in writers:
         raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
     writers[fixture]()
+
+
+def smoke_overrides(table: DictConfig, out_root: Path) -> list[str]:
+    """The overrides that point a smoke run at its fixture (no side effects: `render` needs them too)."""
+    fixture = smoke_fixture(table)
     # the CMU fixtures are shorter than the real data (data.modalities): check their feature sizes only
-    short = ["data.check_steps=false"] if fixture in ("pom", "mosei_msaf") or fixture.startswith(("mosi", "mosei",
-                                                                                                    "iemocap")) else []
-    return [f"paths.data_dir={root}", *short, *smoke.get("overrides", [])]
+    short = fixture in ("pom", "mosei_msaf") or fixture.startswith(("mosi", "mosei", "iemocap"))
+    return [f"paths.data_dir={out_root / 'smoke_data'}", *(["data.check_steps=false"] if short else []),
+            *(table.get("smoke") or {}).get("overrides", [])]
 
 
-def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | None = None) -> list[RowPlan]:
-    base = table_dir(table, smoke, out_root) / "runs"
+def run_extra(table: DictConfig, smoke: bool, out_root: Path) -> list[str]:
+    """Overrides the runner adds to every row: no checkpoint callbacks kept per table run; the smoke fixture."""
+    return ["callbacks=none"] + (smoke_overrides(table, out_root) if smoke else [])
+
+
+SELECTIONS = ("best", "first")  # a `select` row: the best candidate on its `by` metric, or the first one only
+
+
+def row_selection(row: DictConfig, selection: str = "best") -> tuple[str, list] | None:
+    """A row with `select: {override, candidates, by, mode}` trains every candidate value of one override per
+    repeat and reports the candidate that is best on `by` (MFAS §3.3: the top five architectures trained, the best
+    on validation reported). `selection="first"` keeps only the first candidate (the rank-1-only protocol)."""
+    if not row.get("select"):
+        return None
+    if selection not in SELECTIONS:
+        raise TableError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    spec = row.select
+    for key in ("override", "candidates", "by"):
+        if key not in spec:
+            raise TableError(f"row {row.label!r}: select lacks {key!r} (override, candidates, by[, mode])")
+    candidates = list(spec.candidates)
+    return str(spec.override), candidates[:1] if selection == "first" else candidates
+
+
+def candidate_dirname(override: str, value) -> str:
+    return f"{slug(override)}_{value}"
+
+
+def candidate_of(unit_label: str) -> str:
+    """`key=value` of a candidate unit's label `<row> [key=value]`."""
+    return unit_label.rsplit("[", 1)[-1].rstrip("]")
+
+
+def row_units(table: DictConfig, row: DictConfig, smoke: bool, out_root: Path,
+              selection: str = "best") -> list[tuple[str, Path, list[str]]]:
+    """(label, sweep folder, overrides) of each group of runs of a row: the row itself, or one per candidate."""
+    directory = table_dir(table, smoke, out_root) / "runs" / slug(row.label)
+    overrides = expand_refs(raw_overrides(row), smoke, out_root)
+    if table_kind(table) == "alignment":  # the run to analyse, resolved like an override
+        overrides = expand_refs([str(row.analyze)], smoke, out_root)
+    chosen = row_selection(row, selection)
+    if chosen is None:
+        return [(row.label, directory, overrides)]
+    key, candidates = chosen
+    return [(f"{row.label} [{key}={value}]", directory / candidate_dirname(key, value), [*overrides, f"{key}={value}"])
+            for value in candidates]
+
+
+def expected_overrides(table: DictConfig, overrides: list[str], rep: dict, extra: list[str]) -> list[str]:
+    """The canonical overrides (`repro.provenance`) that a run of these row overrides and this repeat records."""
+    return canonical_overrides([*raw_overrides(table), *overrides, *extra, *(f"{k}={v}" for k, v in rep.items())])
+
+
+def expected_identity(table: DictConfig, row_label: str, rep: dict, smoke: bool = False,
+                      out_root: Path = Path("outputs"), selection: str = "best") -> dict:
+    """The identity (`overrides`, `key`) a run of `row_label` (a row, or a candidate `<row> [key=value]`) and
+    `rep` must carry to be counted (e.g. for records written by hand in tests)."""
+    for row in table.rows:
+        for label, _, overrides in row_units(table, row, smoke, out_root, selection):
+            if label == row_label:
+                return overrides_identity(expected_overrides(table, overrides, rep, run_extra(table, smoke,
+                                                                                              out_root)))
+    raise TableError(f"table {table.name} has no row {row_label!r}")
+
+
+def record_problem(run_dir: Path, kind: str, expected: list[str] | None) -> tuple[str, str | None]:
+    """("done" | "missing" | "stale", why): a completed record counts only when it is not a debug run and its
+    identity is the row's current overrides and repeat (`expected`; None = not checked, e.g. analyses)."""
+    path = run_dir / RECORD_FILES[kind]
+    if not path.is_file():
+        return "missing", None
+    try:
+        record = read_any_record(path)
+    except ValueError as err:
+        return "stale", str(err)
+    if record.get("status") != "completed":
+        return "missing", None  # failed / interrupted: re-run in place
+    why = identity_mismatch(record, expected) if expected is not None else (
+        "a debug record (fast_dev_run, limited batches or debug=…)" if record.get("debug") else None)
+    return ("stale", why) if why else ("done", None)
+
+
+def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | None = None,
+              selection: str = "best") -> list[RowPlan]:
     plans = []
+    kind = table_kind(table)
+    extra = run_extra(table, smoke, out_root)
     for row in table.rows:
         if row.get("external") or row.get("pending") or row.get("records"):
             continue
         if rows and row.label not in rows and slug(row.label) not in rows:
             continue
-        directory = base / slug(row.label)
-        kind = table_kind(table)
-        missing = [rep for rep in repeat_grid(table) if not completed(directory / repeat_dirname(rep), kind)]
-        overrides = expand_refs(raw_overrides(row), smoke, out_root)
-        if kind == "alignment":  # the run to analyse, resolved like an override
-            overrides = expand_refs([str(row.analyze)], smoke, out_root)
-        plans.append(RowPlan(row.label, directory, missing, overrides, kind))
+        for label, directory, overrides in row_units(table, row, smoke, out_root, selection):
+            plan = RowPlan(label, directory, [], overrides, kind)
+            for rep in repeat_grid(table):
+                run_dir = directory / repeat_dirname(rep)
+                expected = None if kind == "alignment" else expected_overrides(table, overrides, rep, extra)
+                state, why = record_problem(run_dir, kind, expected)
+                if state == "stale":
+                    plan.stale.append((run_dir, why))
+                if state != "done":
+                    plan.missing.append(rep)
+            plans.append(plan)
     return plans
+
+
+def put_aside(table: DictConfig, run_dir: Path, why: str, smoke: bool, out_root: Path) -> Path:
+    """Move a stale run folder out of the row (kept, never deleted) and say so in one line."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = table_dir(table, smoke, out_root) / "stale" / run_dir.relative_to(table_dir(table, smoke, out_root)
+                                                                                 / "runs")
+    target = target.with_name(f"{target.name}-{stamp}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, target)
+    print(f"[tables] {table.name}: {run_dir.relative_to(table_dir(table, smoke, out_root) / 'runs')} is stale "
+          f"({why}); kept as {target}, re-running", flush=True)
+    return target
 
 
 def read_any_record(path: Path) -> dict:
@@ -183,16 +295,6 @@ def read_any_record(path: Path) -> dict:
 
         return read_search_record(path.parent)
     return read_record(path)
-
-
-def completed(run_dir: Path, kind: str = "train") -> bool:
-    path = run_dir / RECORD_FILES[kind]
-    if not path.is_file():
-        return False
-    try:
-        return read_any_record(path).get("status") == "completed"
-    except ValueError:
-        return False
 
 
 def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: list[str],
@@ -270,16 +372,18 @@ def preflight(table: DictConfig, extra: list[str]) -> str | None:
 
 
 def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_root: Path = Path("outputs"),
-              rows: list[str] | None = None, jobs: int | None = None) -> int:
-    """Launch the missing runs (`jobs` rows at a time, each its own process) and render the table.
+              rows: list[str] | None = None, jobs: int | None = None, selection: str = "best") -> int:
+    """Launch the missing and stale runs (`jobs` rows at a time, each its own process) and render the table.
     Tables named in `needs` (e.g. the search whose architecture a row trains) are run first."""
     table = load_table(name)
     for needed in table.get("needs") or []:
         if run_table(str(needed), smoke, launcher, out_root, None, jobs) != 0:
             print(f"[tables] {table.name}: needed table {needed} did not complete; its rows may fail", file=sys.stderr)
     jobs = max(1, int(jobs or table.get("jobs", 1)))
-    extra = ["callbacks=none"] + (smoke_setup(table, out_root) if smoke else [])
-    plans = plan_rows(table, smoke, out_root, rows)
+    if smoke:
+        write_smoke_fixture(table, out_root)
+    extra = run_extra(table, smoke, out_root)
+    plans = plan_rows(table, smoke, out_root, rows, selection)
     todo = [p for p in plans if p.missing]
     jobs = min(jobs, max(1, len(todo)))  # fewer rows than jobs: give each row more threads
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -287,6 +391,9 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     if problem:
         print(f"[tables] {table.name}: not run — {problem}", file=sys.stderr)
         return 1
+    for plan in todo:
+        for run_dir, why in plan.stale:
+            put_aside(table, run_dir, why, smoke, out_root)
     n_runs = sum(len(p.missing) for p in todo)
     print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table))} repeats; "
           f"{n_runs} runs to do ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)
@@ -299,7 +406,7 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         failed = [label for label in pool.map(one_row, enumerate(todo, 1)) if label]
-    print(render_table(name, smoke, out_root))
+    print(render_table(name, smoke, out_root, selection))
     if failed:
         print(f"[tables] runs failed in rows: {failed} (their results.json say why); re-run to retry them",
               file=sys.stderr)
@@ -343,21 +450,65 @@ def table_spread(table: DictConfig) -> str:
     return spread
 
 
-def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
-    base = table_dir(table, smoke, out_root) / "runs"
+def usable_record(table: DictConfig, path: Path, expected: list[str] | None, stale: list[str],
+                  where: str) -> dict | None:
+    """The record at `path` if a table may count it; else None, and a line in `stale` when it exists but is
+    stale or a debug run (`expected`: the overrides its identity must carry; None = not checked)."""
+    if not path.is_file():
+        return None
+    kind = table_kind(table)
+    state, why = record_problem(path.parent, kind, expected)
+    if state == "stale":
+        stale.append(f"{where}: {why}")
+    return read_any_record(path) if state == "done" else None
+
+
+def select_best(records: dict, spec: DictConfig) -> tuple[object, dict] | None:
+    """(candidate, record) with the best `spec.by` among the candidates' records, or None unless all are in."""
+    if any(r is None for r in records.values()):
+        return None
+    sign = -1.0 if str(spec.get("mode", "max")) == "min" else 1.0
+    scored = [(sign * float(lookup(r, str(spec.by)) or math.nan), c, r) for c, r in records.items()]
+    scored = [t for t in scored if not math.isnan(t[0])]
+    if not scored:
+        return None
+    best = max(scored, key=lambda t: t[0])  # ties: the first candidate (the higher-ranked architecture)
+    return best[1], best[2]
+
+
+def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "best") -> list[dict]:
+    kind = table_kind(table)
+    extra = run_extra(table, smoke, out_root)
     rows = []
     for row in table.rows:
-        records = []
+        records, stale, chosen, incomplete = [], [], {}, []
         if not (row.get("external") or row.get("pending")):
-            # `records: <folder>`: the row reads the runs of another table (e.g. MFAS T6 the searches of T1)
-            row_dir = (Path(expand_refs([str(row.records)], smoke, out_root)[0]) if row.get("records")
-                       else base / slug(row.label))
+            units = row_units(table, row, smoke, out_root, selection)
             for rep in repeat_grid(table):
-                path = row_dir / repeat_dirname(rep) / RECORD_FILES[table_kind(table)]
-                if path.is_file():
-                    record = read_any_record(path)
-                    if record.get("status") == "completed":
-                        records.append(record)
+                rep_name = repeat_dirname(rep)
+                if row.get("records"):
+                    # `records: <folder>`: the runs of another table's row (e.g. MFAS T6 reads the searches of T1),
+                    # checked there; here only debug records are refused
+                    folder = Path(expand_refs([str(row.records)], smoke, out_root)[0])
+                    found = {None: usable_record(table, folder / rep_name / RECORD_FILES[kind], None, stale,
+                                                 rep_name)}
+                else:
+                    found = {}
+                    for label, directory, overrides in units:
+                        expected = None if kind == "alignment" else expected_overrides(table, overrides, rep, extra)
+                        where = rep_name if len(units) == 1 else f"{candidate_of(label)} {rep_name}"
+                        found[label] = usable_record(table, directory / rep_name / RECORD_FILES[kind], expected,
+                                                     stale, where)
+                if row.get("select"):
+                    best = select_best(found, row.select)
+                    if best is None:
+                        if any(r is not None for r in found.values()):
+                            incomplete.append(rep_name)
+                        continue
+                    chosen[rep_name] = candidate_of(best[0])
+                    records.append(best[1])
+                else:
+                    records += [r for r in found.values() if r is not None]
         cells = {}
         for col in table.columns:
             values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
@@ -366,7 +517,9 @@ def collect(table: DictConfig, smoke: bool, out_root: Path) -> list[dict]:
             cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper, "values": [float(v) for v in values]}
         rows.append({"label": row.label, "kind": "external" if row.get("external") else
                      ("pending" if row.get("pending") else "ours"), "pending": row.get("pending"), "cells": cells,
-                     "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records})})
+                     "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records}),
+                     "synthetic": any(bool(r.get("synthetic")) for r in records),
+                     "stale": stale, "chosen": chosen, "incomplete": incomplete})
     return rows
 
 
@@ -380,8 +533,9 @@ def has_paper(table: DictConfig, key: str) -> bool:
     return any((row.get("paper") or {}).get(key) is not None for row in table.rows)
 
 
-def format_cells(table: DictConfig, row: dict) -> list[str]:
-    """Ours (mean ± s.e.), and where the paper reports the column, the paper's number and the difference."""
+def format_cells(table: DictConfig, row: dict, show_delta: bool = True) -> list[str]:
+    """Ours (mean ± s.e.), and where the paper reports the column, the paper's number and (unless the table
+    stands on SYNTHETIC data, where it is noise) the difference."""
     out = []
     for col in table.columns:
         cell = row["cells"][col.key]
@@ -394,21 +548,45 @@ def format_cells(table: DictConfig, row: dict) -> list[str]:
         out.append(ours)
         if not has_paper(table, col.key):
             continue
-        paper = _fmt(cell["paper"], digits) if cell["paper"] is not None else "–"
-        delta = "–"
-        if cell["n"] and cell["paper"] is not None:
-            delta = f"{cell['mean'] * scale - float(cell['paper']):+.{digits}f}"
-        out += [paper, delta]
+        out.append(_fmt(cell["paper"], digits) if cell["paper"] is not None else "–")
+        if show_delta:
+            delta = "–"
+            if cell["n"] and cell["paper"] is not None:
+                delta = f"{cell['mean'] * scale - float(cell['paper']):+.{digits}f}"
+            out.append(delta)
     return out
 
 
-def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs")) -> str:
+SYNTHETIC_BANNER = ("> SYNTHETIC: records under this table read SYNTHETIC fixture data{budget}; the numbers check the "
+                    "machinery only, are not a reproduction, and no Δ to the paper is shown.")
+
+
+def row_notes(table: DictConfig, rows: list[dict]) -> list[str]:
+    """One line per stale or debug record that was not counted, and per `select` row what it chose."""
+    lines = []
+    for row in rows:
+        for why in row["stale"]:
+            lines.append(f"- Not counted, row '{row['label']}' {why} — `python -m repro.tables run {table.name}` "
+                         "re-runs it.")
+        spec = next((r.select for r in table.rows if r.label == row["label"] and r.get("select")), None)
+        if spec is not None:
+            chosen = ", ".join(f"{rep} → {c}" for rep, c in row["chosen"].items()) or "–"
+            lines.append(f"- Row '{row['label']}': per repeat the candidate of {spec.override} with the best "
+                         f"{spec.by} ({spec.get('mode', 'max')}) is reported; chosen: {chosen}.")
+            if row["incomplete"]:
+                lines.append(f"- Row '{row['label']}': not counted yet for {', '.join(row['incomplete'])} "
+                             "(not every candidate has a record).")
+    return lines + ([""] if lines else [])
+
+
+def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"), selection: str = "best") -> str:
     table = load_table(name)
-    rows = collect(table, smoke, out_root)
+    rows = collect(table, smoke, out_root, selection)
+    synthetic = smoke or any(r["synthetic"] for r in rows)  # whatever the flags: the records say what they read
     header = ["Row"]
     for col in table.columns:
         if has_paper(table, col.key):
-            header += [f"{col.label} (ours)", f"{col.label} (paper)", "Δ"]
+            header += [f"{col.label} (ours)", f"{col.label} (paper)"] + ([] if synthetic else ["Δ"])
         else:
             header.append(col.label)
     header.append("n")
@@ -418,30 +596,30 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
         label = row["label"] + (" *(ext)*" if row["kind"] == "external" else "")
         if row["kind"] == "pending":
             label += f" *(pending: {row['pending']})*"
-        body.append([label, *format_cells(table, row), str(n) if row["kind"] == "ours" else "–"])
+        body.append([label, *format_cells(table, row, not synthetic), str(n) if row["kind"] == "ours" else "–"])
     notes = [f"**{table.title}**", ""]
-    if smoke:
-        notes += ["> SMOKE run on SYNTHETIC fixture data with a tiny budget: checks the machinery only; "
-                  "these numbers are not a reproduction.", ""]
+    if synthetic:
+        notes += [SYNTHETIC_BANNER.format(budget=" with a tiny SMOKE budget" if smoke else ""), ""]
     if table.get("note"):
         notes += [str(table.note).strip(), ""]
+    notes += row_notes(table, rows)
     protocols = sorted({p for r in rows for p in r["protocols"]})
-    with_paper = any(has_paper(table, col.key) for col in table.columns)
+    with_delta = any(has_paper(table, col.key) for col in table.columns) and not synthetic
     selected = ("" if table_kind(table) in ("search", "alignment") else
                 f"; checkpoint selected on {', '.join(protocols) or '–'}")
     repeats = OmegaConf.to_container(table.get("repeats"))
     notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
-              + selected + ("; Δ = ours − paper." if with_paper else "."), ""]
+              + selected + ("; Δ = ours − paper." if with_delta else "."), ""]
     md = "\n".join(notes) + _markdown(header, body)
     out = table_dir(table, smoke, out_root)
     atomic_write_text(out.with_suffix(".md"), md + "\n")
     atomic_write_text(out.with_suffix(".csv"), _csv(header, body))
     atomic_write_text(out.with_suffix(".tex"), _latex(table.title, header, body))
-    plot_table(table, rows, out.with_suffix(".png"), smoke)
+    plot_table(table, rows, out.with_suffix(".png"), synthetic)
     return md
 
 
-def plot_table(table: DictConfig, rows: list[dict], path: Path, smoke: bool) -> None:
+def plot_table(table: DictConfig, rows: list[dict], path: Path, synthetic: bool) -> None:
     """Bar chart of the first column: ours (mean ± s.e.) per row, the paper's number as a marker."""
     import matplotlib
 
@@ -469,7 +647,7 @@ def plot_table(table: DictConfig, rows: list[dict], path: Path, smoke: bool) -> 
     if finite:
         margin = 0.05 * max(abs(v) for v in finite)  # 5 % of the scale: percentages and fractions alike
         ax.set_xlim(max(0.0, min(finite) - margin), max(finite) + margin)
-    title = ("SMOKE (synthetic fixtures) — " if smoke else "") + str(table.title)
+    title = ("SYNTHETIC fixture data — " if synthetic else "") + str(table.title)
     fig.suptitle(textwrap.fill(title, 80), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -517,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--launcher", default=None, help="Hydra launcher, e.g. joblib or slurm")
             p.add_argument("--rows", nargs="*", default=None, help="only these rows (labels or slugs)")
             p.add_argument("--jobs", type=int, default=None, help="rows run in parallel (default: the table's `jobs`)")
+        p.add_argument("--selection", choices=SELECTIONS, default="best",
+                       help="rows with `select` (MFAS: the top-5 found architectures): report the best candidate "
+                            "on validation (best, the paper's protocol) or the first only (first = rank-1 only)")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -527,9 +708,10 @@ def main(argv: list[str] | None = None) -> int:
         status = 0
         for name in names:
             if args.command == "run":
-                status |= run_table(name, args.smoke, args.launcher, Path(args.out), args.rows, args.jobs)
+                status |= run_table(name, args.smoke, args.launcher, Path(args.out), args.rows, args.jobs,
+                                    args.selection)
             else:
-                print(render_table(name, args.smoke, Path(args.out)))
+                print(render_table(name, args.smoke, Path(args.out), args.selection))
         return status
     except TableError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -31,6 +31,7 @@ from repro.data.base import DataError
 from repro.data.datamodule import MultimodalDataModule
 from repro.models.init import init_encoders
 from repro.models.net import FusionNet
+from repro.provenance import is_debug, run_identity
 from repro.results import hardware, versions, write_record
 from repro.task import FusionTask, auto_pos_weight
 
@@ -96,7 +97,8 @@ def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None)
 
 def resolve_trait_ranges(cfg: DictConfig, datamodule: MultimodalDataModule | None) -> list[list[float]]:
     """`data.trait_ranges`: a list of [lo, hi] per trait, or `auto` = [round(min), round(max)] of each trait's labels
-    over all splits (RMFN's class count per trait, A7 / A5 / A6, is hi - lo + 1; `repro.data.pom.trait_classes`)."""
+    in the TRAIN split only — the test labels must not shape the metric (RMFN's class count per trait, A7 / A5 /
+    A6, is hi - lo + 1; `repro.data.pom.trait_classes`)."""
     value = cfg.data.trait_ranges
     if not isinstance(value, str):
         return [[float(lo), float(hi)] for lo, hi in value]
@@ -105,8 +107,8 @@ def resolve_trait_ranges(cfg: DictConfig, datamodule: MultimodalDataModule | Non
     if datamodule is None:
         raise ConfigError("data.trait_ranges=auto needs the datamodule (its labels) to derive the ranges")
     datamodule.setup()
-    labels = torch.cat([torch.as_tensor(np.asarray(d.labels, dtype=np.float64)).reshape(len(d.labels), -1)
-                        for d in datamodule.splits.values()])
+    train = datamodule.splits["train"].labels
+    labels = torch.as_tensor(np.asarray(train, dtype=np.float64)).reshape(len(train), -1)
     return torch.stack([labels.min(0).values.round(), labels.max(0).values.round()], dim=1).tolist()
 
 
@@ -167,6 +169,10 @@ def base_record(cfg: DictConfig) -> dict:
     return {
         "run_id": uuid.uuid4().hex[:12],
         "status": "running",
+        # what produced the record (repro.provenance): tables count it only for the same row, repeat and budget
+        "identity": run_identity(cfg, overrides),
+        "debug": is_debug(cfg, choices.get("debug")),
+        "synthetic": None,  # set once the reader has read the data
         "data": choices.get("data", cfg.data.name),
         "backbone": choices.get("backbone", cfg.backbone.get("name")),
         "fusion": choices.get("fusion", cfg.fusion.name),
@@ -220,6 +226,7 @@ def run(cfg: DictConfig) -> float | None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
         datamodule = build_datamodule(cfg)
         record["data_sizes"] = datamodule.split_sizes()  # read the data first: bad input fails before anything else
+        record["synthetic"] = bool(datamodule.reader.synthetic)
         net = build_net(cfg)
         task = build_task(cfg, net, datamodule)
         trainer = build_trainer(cfg)
@@ -287,7 +294,9 @@ def print_summary(record: dict) -> None:
         parts += [f"{split}/{k}={v:.4f}" for k, v in shown]
         if left_out:
             parts.append(f"(+{left_out} {split} metrics in results.json)")
-    print(f"[repro] {record['data']} × {record['fusion']} seed={record['seed']} fold={record['fold']} "
+    marks = "".join(f"{mark} " for mark, on in (("SYNTHETIC", record.get("synthetic")), ("DEBUG", record.get("debug")))
+                    if on)
+    print(f"[repro] {marks}{record['data']} × {record['fusion']} seed={record['seed']} fold={record['fold']} "
           f"best_epoch={metrics.get('best_epoch')} " + " ".join(parts) +
           f" params={record.get('params', {}).get('total')} wall={record['wall_time_s']:.1f}s")
 

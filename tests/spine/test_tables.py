@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from repro import tables
+from repro.provenance import canonical_overrides, overrides_identity
 from repro.results import write_record
 from tests.conftest import REPO_ROOT
 
@@ -37,8 +39,9 @@ def test_render_from_records_only(tmp_path):
     table = tables.load_table("mfas_t2")
     base = tables.table_dir(table, False, tmp_path) / "runs" / "two-stream"
     for seed, acc in ((0, 0.80), (1, 0.90)):
+        identity = tables.expected_identity(table, "Two-stream", {"seed": seed}, out_root=tmp_path)
         write_record(base / f"seed_{seed}", {"status": "completed", "protocol": {"select_on": "val"},
-                                             "metrics": {"test": {"acc": acc}}})
+                                             "identity": identity, "metrics": {"test": {"acc": acc}}})
     write_record(base / "seed_2", {"status": "failed", "error": "boom", "metrics": {}})
     md = tables.render_table("mfas_t2", out_root=tmp_path)
     row = next(line for line in md.splitlines() if line.startswith("| Two-stream"))
@@ -54,11 +57,24 @@ def test_smoke_table_runs_then_resumes(tmp_path):
     first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "3 runs to do" in first.stdout and "SYNTHETIC" in first.stdout
-    # An interrupted table: one run's record is gone -> only that run is launched again.
-    (tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "lenet-3-image" / "seed_1" / "results.json").unlink()
+    runs = tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "lenet-3-image"
+    record = json.loads((runs / "seed_0" / "results.json").read_text())
+    assert record["synthetic"] is True and record["debug"] is False and "seed=0" in record["identity"]["overrides"]
+    # An interrupted table: one run's record is gone -> that run is launched again. A record made when the row had
+    # other overrides (here: another budget) is stale -> kept aside and re-run, in one line.
+    (runs / "seed_1" / "results.json").unlink()
+    record["identity"] = overrides_identity(canonical_overrides([*record["identity"]["overrides"],
+                                                                 "trainer.max_epochs=7"]))
+    write_record(runs / "seed_0", record)
     second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "1 runs to do" in second.stdout
+    assert "2 runs to do" in second.stdout
+    stale = [line for line in second.stdout.splitlines() if "is stale" in line]
+    assert len(stale) == 1 and stale[0].startswith(
+        "[tables] mfas_t2: lenet-3-image/seed_0 is stale (made with [trainer.max_epochs=7] where the row now has "
+        "[trainer.max_epochs=1]")
+    kept = list((tmp_path / "tables" / "mfas_t2-smoke" / "stale" / "lenet-3-image").glob("seed_0-*/results.json"))
+    assert len(kept) == 1  # the old run is kept, not deleted
     assert "| LeNet-3 (image) |" in second.stdout and "| 3 |" in second.stdout
 
 

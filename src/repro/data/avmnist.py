@@ -29,6 +29,7 @@ from repro.data.base import (
     Scaling,
     check_array,
     check_labels,
+    has_synthetic_mark,
     load_npy,
 )
 
@@ -106,6 +107,7 @@ class AVMNISTReader(Reader):
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
         self.check_fold(fold)
         layout = self.resolve_layout()
+        self.synthetic = has_synthetic_mark(self.root)  # repro.data.fixtures.write_avmnist leaves it
         scheme = self.split_scheme if self.split_scheme != "auto" else (
             "mfas_search" if layout == "mfas" else "multibench"
         )

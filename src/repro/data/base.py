@@ -112,11 +112,14 @@ class Reader:
 
     `num_folds` > 0 means the reader defines cross-validation folds and `fold` must be in
     [0, num_folds); 0 means fixed splits and `fold` must be None.
+    `synthetic` is True once `load` has read SYNTHETIC fixture data (each reader knows its fixture's mark:
+    a `SYNTHETIC.txt` beside the files, a `SYNTHETIC` key, an hdf5 attribute); it goes into every results record.
     """
 
     name: str = "reader"
     num_folds: int = 0
     prepare_hint: str = "see the README section 'Datasets'"
+    synthetic: bool = False
 
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -128,6 +131,11 @@ class Reader:
             raise DataError(
                 f"{self.name} defines {self.num_folds} cross-validation folds; set fold=<0..{self.num_folds - 1}>"
             )
+
+
+def has_synthetic_mark(folder: Path) -> bool:
+    """The fixture writers leave a `SYNTHETIC.txt` in the dataset folder (`repro.data.fixtures`)."""
+    return (Path(folder) / "SYNTHETIC.txt").is_file()
 
 
 def require_file(path: Path, hint: str) -> Path:

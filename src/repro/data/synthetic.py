@@ -21,6 +21,7 @@ HINT = "write it with repro.data.fixtures.write_folds(<root>) (synthetic test da
 class GroupFoldReader(Reader):
     name = "synthetic_folds"
     prepare_hint = HINT
+    synthetic = True  # this format exists only as a fixture
 
     def __init__(self, root: str | Path, groups_per_fold: int = 2, val_groups: int = 0, num_classes: int = 4):
         self.root = Path(root)

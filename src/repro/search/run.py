@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from repro.config import ConfigError, check_cli
 from repro.data.base import DataError
 from repro.models.init import init_encoders
+from repro.provenance import run_identity
 from repro.results import FILENAME as RESULTS_FILE
 from repro.results import atomic_write_text, hardware, read_record, versions
 from repro.search.algorithm import Search, SearchSettings
@@ -182,12 +183,14 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     sp = cfg.backbone.search_space
     space = SearchSpace.from_encoders(encoders, list(sp.modalities), taps=sp.get("taps"),
                                       nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers)
-    splits = instantiate(cfg.data.reader).load(cfg.fold)
+    reader = instantiate(cfg.data.reader)
+    splits = reader.load(cfg.fold)
     datasets = {s: splits[s] for s in SEARCH_SPLITS}
     source, cache = feature_source(cfg, encoders, datasets, list(sp.modalities))
     train = train_settings(cfg, np.asarray(datasets["train"].labels))
     state = SearchState.open(search_dir, header(cfg, space, settings, train, checkpoints))
-    state.record.update(hardware=hardware(), versions=versions(), config=OmegaConf.to_container(cfg, resolve=True))
+    state.record.update(hardware=hardware(), versions=versions(), config=OmegaConf.to_container(cfg, resolve=True),
+                        synthetic=bool(reader.synthetic), debug=False, identity=run_identity(cfg, overrides))
     timing = state.record["timing"]
     timing["pretrain_s"] = round(timing.get("pretrain_s", 0.0) + pretrain_s, 3)
     if cache:

@@ -6,7 +6,9 @@ Schema `repro.search/1`: `status` (running | completed | failed | interrupted, w
 `space` (modalities, taps, non-linearities, sizes), `encoders` (checkpoint per modality), `steps` (one per
 search step: search iteration, layer, temperature, number of candidates, the architectures trained and the
 ones sampled), `evaluations` (every trained architecture: string, codes, step, score, per-epoch history,
-seconds), `top` (best distinct architectures by score), `timing`, `hardware`, `versions`. The surrogate and
+seconds), `top` (best distinct architectures by score), `timing`, `hardware`, `versions`, `synthetic`
+(the reader read SYNTHETIC fixture data), `debug` (always false: a search has no partial-batch mode) and `identity`
+(`repro.provenance`). The surrogate and
 the shared weights live beside it (`surrogate.pt`, `weights.pt`). Tables and figures read only these files.
 """
 
