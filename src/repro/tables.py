@@ -11,6 +11,18 @@ Rows marked `external: true` are numbers a paper copied from elsewhere; rows wit
 are ours but not runnable yet (the reason is printed); both show the paper's number only.
 `--smoke` runs on SYNTHETIC fixtures with tiny budgets: it checks the machinery, its numbers mean nothing.
 
+Which records count (issue 12; `repro.provenance`): a completed record counts for a row and repeat only when its
+`identity` is the row's CURRENT overrides and repeat (the table's and row's overrides, the runner's and smoke
+extras, the repeat values; canonical, without paths) and it is not a debug run. `run` moves any other completed
+record aside to `<table>/stale/` (kept, never deleted), says so in one line and re-runs it; `render` leaves it out
+and names it under the table. Whenever a counted record read SYNTHETIC data the render carries the SYNTHETIC
+banner and no Δ column, whatever the flags.
+
+A row with `select: {override, candidates, by, mode}` trains one run per candidate value of `override` per repeat
+(in `runs/<row>/<override>_<value>/<repeat>`) and reports, per repeat, the candidate best on `by` — MFAS §3.3's
+"top five architectures trained to completion, the best on validation reported". `--selection first` keeps the
+first candidate only (the rank-1-only protocol).
+
 Tables with `kind: search` (MFAS Tables 1 and 6) run `search.py` instead: one search per row and repeat
 (resumable, in `runs/<row>/<repeat>`), pre-trained encoders shared by the rows of a repeat
 (`pretrain/<repeat>`), columns read from each `search.json`. In any override, `{table:<name>}` stands for

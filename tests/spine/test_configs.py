@@ -83,3 +83,12 @@ def test_cli_missing_dataset_is_one_line_naming_the_path_and_fix(tmp_path):
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: AV-MNIST folder") and str(tmp_path) in last and "fix:" in last
+
+
+def test_spconv_is_a_dependency_only_when_a_module_imports_it():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = any(d.replace(" ", "").startswith("spconv") for d in deps)
+    imported = any("import spconv" in p.read_text() for p in (REPO_ROOT / "src").rglob("*.py"))
+    assert listed == imported
