@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from repro.models.backbones.sequence_features import SequenceFeatures
+from repro.models.sequence.dropout import keep_mask
 from repro.models.sequence.mica import MICA, MergeGate
 from repro.models.sequence.mult import (
     AttentionMask,
+    DropoutAttention,
     EncoderLayer,
     MulT,
     MultiheadAttention,
+    masked_probabilities,
     sinusoidal_embedding,
     step_positions,
 )
@@ -143,6 +146,75 @@ def test_explicit_attention_equals_sdpa(cls):
         if isinstance(module, MultiheadAttention):
             module.explicit = True
     torch.testing.assert_close(net(batch).logits, sdpa, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [MulT, MICA])
+def test_attention_dropout_follows_the_released_get_network(cls):
+    """yaohungt/Multimodal-Transformer src/models.py `get_network`: a unit gets its SOURCE's attention dropout
+    ('la' = text attending to audio -> attn_dropout_a, ...) and l_mem, a_mem, v_mem all get attn_dropout."""
+    net = make(cls, attn_dropout=0.1, attn_dropout_audio=0.2, attn_dropout_vision=0.3)
+    released = {"la": 0.2, "lv": 0.3, "al": 0.1, "av": 0.3, "vl": 0.1, "va": 0.2,  # self_type -> its dropout
+                "l_mem": 0.1, "a_mem": 0.1, "v_mem": 0.1}
+    ours = {"la": "text_with_audio", "lv": "text_with_vision", "al": "audio_with_text", "av": "audio_with_vision",
+            "vl": "vision_with_text", "va": "vision_with_audio"}
+    stacks = {**{r: net.crossmodal[name] for r, name in ours.items()},
+              **{f"{r}_mem": net.memory[m] for r, m in (("l", "text"), ("a", "audio"), ("v", "vision"))}}
+    got = {r: sorted({layer.attention.dropout for layer in stack.layers}) for r, stack in stacks.items()}
+    assert got == {r: [p] for r, p in released.items()}
+
+
+def reference_dropout_attention(q, k, v, allowed, p, step):
+    """Autograd through the explicit formula, with the keep-masks DropoutAttention draws (chunk by chunk)."""
+    keep = torch.cat([keep_mask((min(step, q.shape[0] - start), *q.shape[1:3], k.shape[2]), p, q.device)
+                      for start in range(0, q.shape[0], step)])
+    return (masked_probabilities(q, k, allowed) * keep / (1 - p)) @ v, keep
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("step", [1, 2, 5])  # one sample per chunk, an uneven split, the whole batch
+def test_dropout_attention_equals_autograd_through_the_explicit_formula(causal, step):
+    g = torch.Generator().manual_seed(0)
+    batch, heads, target_len, source_len, d_k, p = 5, 2, 7, 9, 3, 0.3
+    q, k, v = (torch.randn(batch, heads, n, d_k, generator=g, requires_grad=True)
+               for n in (target_len, source_len, source_len))
+    key_mask = torch.arange(source_len)[None, :] >= torch.tensor([0, 2, 4, 8, 9])[:, None]  # last row: no key
+    allowed = AttentionMask(key_mask, target_len, causal).allowed
+    grad_out = torch.randn(batch, heads, target_len, d_k, generator=g)
+    torch.manual_seed(3)
+    out = DropoutAttention.apply(q, k, v, allowed, p, step)
+    after_forward = torch.get_rng_state()
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    assert torch.equal(torch.get_rng_state(), after_forward)  # backward replays the draws on a forked generator
+    torch.manual_seed(3)
+    expected, keep = reference_dropout_attention(q, k, v, allowed, p, step)
+    assert 0.5 < keep.float().mean() < 0.9  # dropout did drop (p = 0.3)
+    torch.testing.assert_close(out, expected)
+    for grad, reference in zip(grads, torch.autograd.grad(expected, (q, k, v), grad_out), strict=True):
+        torch.testing.assert_close(grad, reference)
+    undropped = masked_probabilities(q, k, allowed) @ v
+    assert not torch.allclose(out, undropped, atol=1e-3)
+
+
+def test_attention_with_dropout_matches_the_explicit_path_in_a_training_net():
+    """The layers' DropoutAttention path (one chunk: one keep-mask draw, as `explicit_mix`) = the explicit path."""
+    results = []
+    for explicit in (False, True):
+        net = make(attn_dropout=0.3, attn_dropout_audio=0.2, attn_dropout_vision=0.4).train()
+        for module in net.modules():
+            if isinstance(module, MultiheadAttention):
+                module.explicit, module.dropout_chunk_elements = explicit, 10**9
+        torch.manual_seed(1)
+        logits = net(left_padded_batch()).logits
+        logits.square().sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in net.parameters()]))
+    (logits, grads), (logits_explicit, grads_explicit) = results
+    torch.testing.assert_close(logits, logits_explicit)
+    for g, g_explicit in zip(grads, grads_explicit, strict=True):
+        torch.testing.assert_close(g, g_explicit)
+    torch.manual_seed(1)
+    net = make(attn_dropout=0.0, attn_dropout_audio=0.0, attn_dropout_vision=0.0).train()
+    torch.manual_seed(1)
+    assert not torch.allclose(net(left_padded_batch()).logits, logits, atol=1e-4)  # the dropout did act
 
 
 def test_alignment_hook_returns_queries_keys_and_probabilities():

@@ -12,11 +12,14 @@ Pipeline (per modality m, width d):
    embedding, the others their index 1..T; `embed_dropout` after;
 4. six cross-modal encoders t <- s (every ordered pair of modalities): `layers` pre-LayerNorm layers (the same
    LayerNorm normalises query, key and value), multi-head attention (Xavier in/out projections, zero biases),
-   FFN d -> 4d -> d with ReLU, attention/ReLU/residual dropouts as the released code (the attention dropout of the
-   TARGET: `attn_dropout` for text, `attn_dropout_audio` / `attn_dropout_vision`), final LayerNorm. Every layer
-   attends to the same embedded source sequence (the released code's x_k, x_v);
+   FFN d -> 4d -> d with ReLU, attention/ReLU/residual dropouts as the released code, final LayerNorm. Every layer
+   attends to the same embedded source sequence (the released code's x_k, x_v). Attention dropout of unit t <- s:
+   that of the SOURCE s (`attn_dropout` for text, `attn_dropout_audio`, `attn_dropout_vision`; any other modality
+   name `attn_dropout`), as `get_network` in the released src/models.py ('la', text attending to audio, gets
+   attn_dropout_a; 'al' and 'vl' get attn_dropout; 'lv' and 'av' attn_dropout_v; 'va' attn_dropout_a);
 5. per target the two streams concatenated (2d) -> self-attention "memory" encoder (`memory_layers`, default
-   max(layers, 3)), embedded again (√(2d) scale, positions, embed dropout);
+   max(layers, 3)), embedded again (√(2d) scale, positions, embed dropout); every memory encoder has the attention
+   dropout `attn_dropout` (the released code's l_mem, a_mem and v_mem all get attn_dropout);
 6. readout: "last" = the last REAL step (= the released code's h[-1] on left-padded data, and correct on
    right-padded data) or "mean" = masked mean over the real steps; the three readouts concatenated (6d) ->
    residual MLP proj2(dropout(relu(proj1(h)), out_dropout)) + h -> Linear -> num_classes.
@@ -31,14 +34,20 @@ never stored (−30 % activation memory at the MOSEI unaligned shape for a few %
 more time; same results).
 
 Memory: dropout keeps 1-byte bool masks, the FFN's fused relu+dropout keeps only its output (dropout.py), and
-attention with dropout > 0 (the text targets' 0.1) is recomputed in backward instead of keeping SDPA's CPU
-math-kernel (B, H, T_q, T_k) buffers.
+attention with dropout > 0 on CPU (`DropoutAttention`) is recomputed in backward, a few samples at a time, instead
+of keeping SDPA's CPU math-kernel (B, H, T_q, T_k) buffers.
+Cost: torch's fused CPU (flash) SDPA kernel has no dropout, so only blocks whose attention dropout is 0 (or that
+are not training) run fused. With the released defaults (0.1 / 0 / 0) those are the units with an audio or vision
+source; the units with the text source and all three memory encoders — on MOSEI the two 500 x 500 audio/vision
+memories — run `DropoutAttention`, several times slower per call than the fused kernel (README, bench `mult`).
+On other devices (CUDA), SDPA applies the dropout itself (CUDA: in its fused kernels).
 
 Alignment hook (for MICA): `EncoderLayer.forward(..., details=True)` also returns the layer's queries and keys per
 head (B, H, T, d_k) (before the 1/√d_k scaling) and the attention probabilities (B, H, T_t, T_s): the softmax of
 the masked scores, computed explicitly and DETACHED (PEA's selection is a threshold, no gradient flows through it),
-while the output still comes from SDPA. `MultiheadAttention.explicit = True` computes the output itself from
-explicit probabilities (used to check both paths agree, and by anything that needs gradients through them).
+while the output still comes from SDPA (or `DropoutAttention`). `MultiheadAttention.explicit = True` computes the
+output itself from explicit probabilities (used to check both paths agree, and by anything that needs gradients
+through them).
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from torch.utils.checkpoint import checkpoint
 
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
-from repro.models.sequence.dropout import dropout, relu_dropout
+from repro.models.sequence.dropout import dropout, keep_mask, relu_dropout
 from repro.models.sequence.recurrent import per_modality
 
 READOUTS = ("last", "mean")
@@ -106,6 +115,69 @@ class AttentionMask:
 
 
 # ------------------------------------------------------------------------------------------------ attention, layers
+def masked_probabilities(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q·kᵀ/√d_k) over the allowed keys: (B, H, T_q, d_k), (B, H, T_k, d_k) -> (B, H, T_q, T_k)."""
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)  # scale the small operand
+    if allowed is not None:
+        scores.masked_fill_(~allowed, float("-inf"))  # in place: matmul's backward does not need it
+    return scores.softmax(dim=-1)
+
+
+def thin_first(big: torch.Tensor, thin: torch.Tensor, out: torch.Tensor) -> None:
+    """out = big @ thin for a (…, T, T') `big` and a (…, T', d_k) `thin`, computed as (thinᵀ @ bigᵀ)ᵀ into `out`, a
+    transposed view of a (…, d_k, T) buffer: MKL's batched GEMM is ~2.5x faster with the d_k-thin side as the rows
+    (one MOSEI memory sample, 10 x 500 x 500 @ 500 x 8: 2 ms against 5 ms on 2 cores)."""
+    torch.matmul(thin.transpose(-1, -2), big.transpose(-1, -2), out=out.transpose(-1, -2))
+
+
+class DropoutAttention(torch.autograd.Function):
+    """(softmax(masked q·kᵀ/√d_k) ⊙ keep / (1 − p)) @ v, computed `step` samples at a time, the probabilities and
+    keep-masks recomputed in backward (as a flash kernel does): autograd keeps q, k, v and the output only.
+
+    Why: the fused CPU SDPA kernel has no dropout, and the explicit path through autograd (or activation
+    checkpointing) materialises several (B, H, T_q, T_k) float tensors at once; one sample's (H, T_q, T_k) block at a
+    time stays in cache. One 24 x 10 x 500 x 500 memory-encoder attention with d_k = 8, forward + backward on 2 busy
+    cores (load 4.3): 1.1-1.5 s here, 3.4-8.5 s through the checkpointed explicit path, 0.7-0.9 s for the fused
+    kernel without dropout.
+    Keep-masks: dropout.py's `keep_mask`, drawn from the global generator chunk by chunk; backward replays the same
+    draws from the saved generator state. Backward: dV = P̃ᵀ dO, dP = (dO vᵀ) ⊙ keep / (1 − p), and with
+    Σ_j P_ij dP_ij = dO_i · O_i (O = P̃ v): dS = P ⊙ (dP − rowsum(dO ⊙ O)), dq = dS k / √d_k, dk = dSᵀ q / √d_k.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, allowed, p: float, step: int):
+        rng_state = torch.get_rng_state()
+        out = q.new_empty((*q.shape[:2], v.shape[-1], q.shape[2])).transpose(-1, -2)  # see `thin_first`
+        for start in range(0, q.shape[0], step):
+            rows = slice(start, start + step)
+            probabilities = masked_probabilities(q[rows], k[rows], None if allowed is None else allowed[rows])
+            probabilities.mul_(keep_mask(probabilities.shape, p, probabilities.device))
+            thin_first(probabilities, v[rows], out[rows])
+        out.mul_(1.0 / (1.0 - p))
+        ctx.save_for_backward(q, k, v, allowed, out)
+        ctx.rng_state, ctx.p, ctx.step = rng_state, p, step
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, allowed, out = ctx.saved_tensors
+        scale, root = 1.0 / (1.0 - ctx.p), math.sqrt(q.shape[-1])
+        dq, dk, dv = (x.new_empty((*x.shape[:2], x.shape[3], x.shape[2])).transpose(-1, -2) for x in (q, k, v))
+        row_dot = (grad_out * out).sum(-1, keepdim=True)  # Σ_j P_ij dP_ij per query row
+        with torch.random.fork_rng(devices=[]):  # replay the forward's keep-masks, leave the generator as it was
+            torch.set_rng_state(ctx.rng_state)
+            for start in range(0, q.shape[0], ctx.step):
+                rows = slice(start, start + ctx.step)
+                probabilities = masked_probabilities(q[rows], k[rows], None if allowed is None else allowed[rows])
+                keep = keep_mask(probabilities.shape, ctx.p, probabilities.device)
+                thin_first((probabilities * keep).transpose(-1, -2), grad_out[rows], dv[rows])
+                d_scores = grad_out[rows] @ v[rows].transpose(-1, -2)
+                d_scores.mul_(keep).mul_(scale).sub_(row_dot[rows]).mul_(probabilities)
+                thin_first(d_scores, k[rows], dq[rows])
+                thin_first(d_scores.transpose(-1, -2), q[rows], dk[rows])
+        return dq.div_(root), dk.div_(root), dv.mul_(scale), None, None, None
+
+
 class MultiheadAttention(nn.Module):
     """MulT's (fairseq) multi-head attention: one (3w, w) Xavier in-projection, zero biases, dropout on weights."""
 
@@ -115,6 +187,8 @@ class MultiheadAttention(nn.Module):
             raise ValueError(f"MulT width {width} must be divisible by heads {heads} (fusion.net.d / heads)")
         self.width, self.heads, self.dropout = width, heads, float(dropout)
         self.explicit = False  # True: output from explicit softmax probabilities instead of SDPA
+        # DropoutAttention's chunk: whole samples, about this many attention entries (8 MiB of fp32) at a time
+        self.dropout_chunk_elements = 1 << 21
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
@@ -129,10 +203,7 @@ class MultiheadAttention(nn.Module):
         return y.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
     def probabilities(self, q: torch.Tensor, k: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
-        scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)  # scale the small operand
-        if mask.allowed is not None:
-            scores.masked_fill_(~mask.allowed, float("-inf"))  # in place: matmul's backward does not need it
-        return scores.softmax(dim=-1)
+        return masked_probabilities(q, k, mask.allowed)
 
     def explicit_mix(self, q, k, v, mask: AttentionMask, p: float) -> torch.Tensor:
         return dropout(self.probabilities(q, k, mask), p, self.training) @ v
@@ -142,10 +213,11 @@ class MultiheadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         if self.explicit:
             mix = self.explicit_mix(q, k, v, mask, p)
-        elif p > 0.0 and torch.is_grad_enabled():
+        elif p > 0.0 and q.device.type == "cpu":  # its keep-masks are replayed from the CPU generator
             # SDPA with dropout falls back to a math kernel on CPU that keeps (B, H, T_q, T_k) probabilities, a float
-            # dropout mask and the dropped probabilities for backward; recomputing them keeps only q, k, v
-            mix = checkpoint(self.explicit_mix, q, k, v, mask, p, use_reentrant=False)
+            # dropout mask and the dropped probabilities for backward (see DropoutAttention)
+            step = max(1, self.dropout_chunk_elements // (q.shape[1] * q.shape[2] * k.shape[2]))
+            mix = DropoutAttention.apply(q, k, v, mask.allowed, p, step)
         else:
             mix = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.allowed, dropout_p=p)
         info = None
@@ -272,11 +344,14 @@ class MulT(SequenceFusionNet):
             m: (nn.Identity() if quirk_hardcoded_d30 and self.dims[m] == self.d
                 else nn.Conv1d(self.dims[m], self.d, kernels[m], padding="same", bias=False))
             for m in self.modalities})
-        target_dropout = {"audio": attn_dropout_audio, "vision": attn_dropout_vision}
-        self.attn_dropouts = {m: float(target_dropout.get(m, attn_dropout)) for m in self.modalities}
+        # per modality, the attention dropout of the units it is the SOURCE of (released get_network: 'la' ->
+        # attn_dropout_a); the memory encoders all use attn_dropout (l_mem, a_mem, v_mem)
+        source_dropout = {"audio": attn_dropout_audio, "vision": attn_dropout_vision}
+        self.attn_dropouts = {m: float(source_dropout.get(m, attn_dropout)) for m in self.modalities}
+        self.memory_attn_dropout = float(attn_dropout)
         self.stack = dict(heads=self.heads, relu_dropout=float(relu_dropout), res_dropout=float(res_dropout))
         self.crossmodal = nn.ModuleDict({
-            self.unit_name(s, t): TransformerStack(self.d, layers=self.num_layers, attn_dropout=self.attn_dropouts[t],
+            self.unit_name(s, t): TransformerStack(self.d, layers=self.num_layers, attn_dropout=self.attn_dropouts[s],
                                                    **self.stack)
             for t, s in self.units()})
         self.build_memory_and_head(width=(len(self.modalities) - 1) * self.d)
@@ -306,7 +381,7 @@ class MulT(SequenceFusionNet):
     def build_memory_and_head(self, width: int) -> None:
         """Per-target self-attention memory encoders of `width`, and the residual MLP head on the readouts."""
         self.memory = nn.ModuleDict({
-            t: TransformerStack(width, layers=self.memory_layers, attn_dropout=self.attn_dropouts[t], **self.stack)
+            t: TransformerStack(width, layers=self.memory_layers, attn_dropout=self.memory_attn_dropout, **self.stack)
             for t in self.modalities})
         joint = width * len(self.modalities)
         self.proj1, self.proj2 = nn.Linear(joint, joint), nn.Linear(joint, joint)
