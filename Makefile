@@ -49,6 +49,19 @@ tables-list: $(STAMP) ## List the tables
 bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA) and data loading → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
 
+# Evidence: the small files behind every number the README quotes live in results/ (tracked; outputs/ is not).
+SMOKE_SUFFIX := $(if $(filter 1,$(SMOKE)),-smoke,)
+evidence-table-%: $(STAMP) ## Run + render a table and copy its rendered .md/.csv into results/tables/ (to commit)
+	$(PY) -m repro.tables run $* $(TABLE_FLAGS)
+	mkdir -p results/tables
+	cp outputs/tables/$(subst -,_,$*)$(SMOKE_SUFFIX).md outputs/tables/$(subst -,_,$*)$(SMOKE_SUFFIX).csv results/tables/
+
+evidence-bench: $(STAMP) ## Benchmarks written straight into results/bench/ (to commit); ARGS="--suite mult" etc.
+	$(PY) scripts/bench.py --out results/bench $(ARGS)
+
+evidence-ci: ## Time .ci/run on a fresh clone of HEAD → results/ci/ci-<commit>.txt (to commit)
+	scripts/time_ci.sh
+
 table-avdigits-search: $(STAMP) ## Random search vs MFAS on AV-Digits (3 seeds, CPU) + their best architectures trained
 	$(PY) -m repro.tables run avdigits_search_found $(TABLE_FLAGS)
 
@@ -87,4 +100,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
+	evidence-bench evidence-ci \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean
