@@ -13,7 +13,7 @@ from repro.data.base import DataError
 from repro.models.backbones.sequence_features import SequenceFeatures
 from repro.models.sequence.lsthm import LSTHMCell, LSTHMSystem, hard_sigmoid
 from repro.models.sequence.marn import MARN
-from repro.models.sequence.rmfn import RMFN
+from repro.models.sequence.rmfn import RMFN, MultistageFusion
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DIMS = {"text": 4, "vision": 3, "audio": 2}
@@ -122,19 +122,105 @@ def test_left_padding_is_a_no_op(cls, overrides):
         assert torch.count_nonzero(padded.extras[key][:, :2]) == 0  # documented: zero rows at padding steps
 
 
-@pytest.mark.parametrize("stages", [1, 3])
-def test_rmfn_attention_is_a_distribution_per_stage_and_step(stages):
-    out = make(RMFN, stages=stages)(random_batch(steps=6))
-    attention = out.extras["rmfn_attention"]
-    assert attention.shape == (3, 6, stages, 10)
-    assert torch.allclose(attention.sum(-1), torch.ones(3, 6, stages), atol=1e-6)
-    assert (attention > 0).all()
+# ---------------------------------------------------------------- RMFN's MFP (eq. 1-6) by hand
 
 
-def test_marn_attention_is_a_distribution_per_attention_and_step():
-    attention = make(MARN)(random_batch(steps=6)).extras["marn_attention"]
-    assert attention.shape == (3, 6, 2, 10)
-    assert torch.allclose(attention.sum(-1), torch.ones(3, 6, 2), atol=1e-6)
+def lstm_step(x, h, c, cell: torch.nn.LSTMCell):
+    """One LSTM step written out (torch's gate order i, f, g, o), from the cell's weights only."""
+    gates = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+
+def mfp_by_hand(mfp, h, stages: int, start: str = "uniform", memory: str = "M"):
+    """RMFN eq. 2-6 step by step with plain torch ops: z_t and the attentions a^[1..K] (B, K, d).
+
+    memory="M": c^{HIGHLIGHT[0]} = M(h_t) = tanh(W_M h_t + b_M) (eq. 2); "zeros" is the wrong alternative, used to
+    check that the comparison can tell them apart.
+    """
+    batch_size, d = h.shape
+    w_m, b_m = mfp.highlight_memory.weight, mfp.highlight_memory.bias
+    c_hl = torch.tanh(h @ w_m.T + b_m) if memory == "M" else torch.zeros(batch_size, d)  # eq. 2
+    h_hl = torch.zeros(batch_size, d)
+    x_hl = torch.full((batch_size, d), 1.0 / d) if start == "uniform" else h  # the decoder's start symbol
+    s, c_fuse = torch.zeros(batch_size, mfp.fuse.hidden_size), mfp.fuse_memory.expand(batch_size, -1)  # c^{FUSE[0]}
+    fused, attentions = [], []
+    for _ in range(stages):
+        h_hl, c_hl = lstm_step(x_hl, h_hl, c_hl, mfp.highlight)  # HIGHLIGHT LSTM, state chained from stage k-1
+        a = torch.exp(h_hl) / torch.exp(h_hl).sum(-1, keepdim=True)  # eq. 3
+        s, c_fuse = lstm_step(h * a, s, c_fuse, mfp.fuse)  # eq. 4 (h ⊙ a) into the FUSE LSTM, eq. 5
+        fused.append(s)
+        attentions.append(a)
+        x_hl = a  # a^[k] is the HIGHLIGHT input of stage k+1
+    first, last = mfp.summarize[0], mfp.summarize[-1]  # S of eq. 6: Linear-ReLU-(Dropout 0)-Linear, then tanh
+    z = torch.tanh(torch.relu(torch.cat(fused, -1) @ first.weight.T + first.bias) @ last.weight.T + last.bias)
+    return z, torch.stack(attentions, dim=1)
+
+
+@pytest.mark.parametrize("start", ["uniform", "hidden"])
+def test_mfp_matches_the_equations_by_hand(start):
+    """HIGHLIGHT's memory starts at M(h_t) (eq. 2) and both LSTMs chain their state from stage to stage."""
+    d, stages = 4, 3
+    torch.manual_seed(0)
+    mfp = MultistageFusion(d, stages, fuse_dim=3, z_dim=2, summarize_hidden=5, dropout=0.0,
+                           highlight_start=start).eval()
+    with torch.no_grad():  # non-zero everything, so a missing term cannot hide behind a zero
+        for p in mfp.parameters():
+            p.copy_(torch.randn_like(p))
+    h = torch.randn(2, d)
+    with torch.no_grad():
+        z, attention = mfp(h)
+        z_hand, attention_hand = mfp_by_hand(mfp, h, stages, start)
+        z_zero_memory, attention_zero_memory = mfp_by_hand(mfp, h, stages, start, memory="zeros")
+    assert attention.shape == (2, stages, d) and z.shape == (2, 2)
+    torch.testing.assert_close(attention, attention_hand, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z, z_hand, rtol=1e-5, atol=1e-6)
+    # the check has power: a HIGHLIGHT memory not initialised from M(h_t) gives other attentions
+    assert (attention - attention_zero_memory).abs().max() > 1e-3
+
+
+def test_mfp_one_stage_by_hand_with_tiny_numbers():
+    """K = 1, d = 2, fuse 1, summarize without hidden layer: every number written out (eq. 2-6)."""
+    mfp = MultistageFusion(2, 1, fuse_dim=1, z_dim=1, summarize_hidden=0, dropout=0.0).eval()
+    with torch.no_grad():
+        mfp.highlight_memory.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
+        mfp.highlight_memory.bias.copy_(torch.tensor([0.0, 0.5]))
+        for cell in (mfp.highlight, mfp.fuse):
+            cell.weight_ih.fill_(0.0), cell.weight_hh.fill_(0.0), cell.bias_ih.fill_(0.0), cell.bias_hh.fill_(0.0)
+        mfp.highlight.bias_ih.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0]))  # rows i | f | g | o
+        mfp.fuse.weight_ih.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]))
+        mfp.fuse_memory.fill_(0.5)
+        mfp.summarize[0].weight.fill_(2.0), mfp.summarize[0].bias.fill_(0.0)
+        z, attention = mfp(torch.tensor([[1.0, 2.0]]))
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    c_m = [math.tanh(1.0), math.tanh(-2.0 + 0.5)]  # eq. 2: M(h) = tanh(W_M h + b_M)
+    # HIGHLIGHT stage 1: all gate pre-activations 0 except o = (1, -1): i = f = 1/2, g = 0
+    c_hl = [0.5 * c for c in c_m]
+    h_hl = [sig(1.0) * math.tanh(c_hl[0]), sig(-1.0) * math.tanh(c_hl[1])]
+    e = [math.exp(v) for v in h_hl]
+    a = [v / sum(e) for v in e]  # eq. 3
+    highlighted = [1.0 * a[0], 2.0 * a[1]]  # eq. 4
+    # FUSE stage 1 (eq. 5): g = tanh(h̃_1 + h̃_2), i = f = o = 1/2, memory from c^{FUSE[0]} = 0.5
+    c_fuse = 0.5 * 0.5 + 0.5 * math.tanh(sum(highlighted))
+    s = 0.5 * math.tanh(c_fuse)
+    assert attention[0, 0].tolist() == pytest.approx(a, abs=1e-6)
+    assert z.item() == pytest.approx(math.tanh(2.0 * s), abs=1e-6)  # eq. 6
+
+
+def test_marn_attention_has_one_row_per_attention_and_step():
+    assert make(MARN)(random_batch(steps=6)).extras["marn_attention"].shape == (3, 6, 2, 10)
+
+
+def test_rmfn_attention_export_is_each_step_mfp_output():
+    """extras["rmfn_attention"] (B, T, K, d) holds, at each step, the attentions of the MFP on that step's h_t."""
+    net = make(RMFN, stages=2)
+    calls = []
+    net.mfp.register_forward_hook(lambda _m, _args, out: calls.append(out[1]))
+    with torch.no_grad():
+        attention = net(random_batch(steps=4)).extras["rmfn_attention"]
+    assert attention.shape == (3, 4, 2, 10) and len(calls) == 4
+    torch.testing.assert_close(attention, torch.stack(calls, dim=1))
 
 
 def test_concatenation_order_and_slices_are_text_vision_audio():

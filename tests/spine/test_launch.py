@@ -6,14 +6,22 @@ import os
 import subprocess
 import sys
 
+import lightning as L
 import pytest
 
 from repro.results import find_records
-from tests.conftest import REPO_ROOT
+from repro.train import build_datamodule, build_net, build_task
+from tests.conftest import REPO_ROOT, compose_train
+from tests.learnable import CHANCE, LEARN, MARGIN, write_learnable
 
 FAST = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
         "+trainer.limit_test_batches=1", "callbacks=none", "count_flops=false", "data=avmnist",
         "data.reader.val_size=20"]
+
+
+@pytest.fixture(scope="module")
+def learnable_dir(tmp_path_factory):
+    return write_learnable(tmp_path_factory)
 
 
 def train_cli(args: list[str], data_dir, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -54,13 +62,31 @@ def test_slurm_launcher_config_composes():
     assert "SlurmLauncher" in proc.stdout and "timeout_min: 240" in proc.stdout
 
 
-def test_ddp_cpu_two_processes(tmp_path, data_dir):
+def test_ddp_cpu_two_processes_learns_and_tests_like_one_process(tmp_path, learnable_dir):
+    """`train.py trainer=ddp_cpu` (2 processes, gloo) learns, and its test metrics are exactly those of testing the
+    same checkpoint in one process: the DistributedSampler splits the 40 test samples 20/20 (an even count, so it
+    pads nothing) and the metrics sync their states (sums / `cat`) across the processes; the loss is the mean of two
+    equal-sized halves. Training itself is not compared: BatchNorm (not synced on CPU) sees half batches."""
     out = tmp_path / "run"
-    train_cli([*FAST, "trainer=ddp_cpu", "fusion=concat", f"hydra.run.dir={out}"], data_dir)
+    # late_avg: every parameter is in the loss (with concat the unimodal heads are not, and plain `ddp` stops at the
+    # second step unless the strategy is ddp_find_unused_parameters_true)
+    overrides = [*LEARN, "fusion=late_avg"]
+    train_cli([*overrides, "trainer=ddp_cpu", f"hydra.run.dir={out}"], learnable_dir)
     (record,) = records(out)
     assert record["status"] == "completed"
     assert record["config"]["trainer"]["devices"] == 2
-    assert 0.0 <= record["metrics"]["test"]["acc"] <= 1.0
+    assert record["data_sizes"]["test"] % 2 == 0  # else DistributedSampler repeats a sample and the metrics differ
+    ddp = record["metrics"]["test"]
+    assert ddp["acc"] > CHANCE + MARGIN
+    cfg = compose_train(overrides, tmp_path / "one", learnable_dir)
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, build_net(cfg), datamodule)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    results = trainer.test(task, datamodule=datamodule, ckpt_path=record["metrics"]["checkpoint"], verbose=False)
+    one = {k.removeprefix("test/"): float(v) for k, v in results[0].items()}
+    assert set(one) == set(ddp) >= {"acc", "f1_macro", "loss"}
+    assert one == pytest.approx(ddp, abs=1e-6)
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])

@@ -38,8 +38,23 @@ def test_every_mmimdb_pair_composes_and_trains_one_step(fusion, tmp_path, data_d
     assert record["status"] == "completed" and record["fusion"] == fusion
     for split in ("val", "test"):
         assert F1 <= set(record["metrics"][split]), split
-        assert all(0.0 <= record["metrics"][split][k] <= 1.0 for k in F1)
     assert record["params"]["trainable"] > 0
+
+
+def test_text_model_beats_the_all_positive_baseline(tmp_path, data_dir):
+    """The fixture's text features are a noisy function of the genres: 6 epochs give a micro-F1 above that of
+    predicting every genre (the no-skill predictor a 0.3 threshold gives an untrained sigmoid). Measured at seeds
+    0-2: micro-F1 0.283 / 0.226 / 0.242 against the baseline 0.151 (8 test rows, 23 genres)."""
+    cfg = compose_train([*MMIMDB, "fusion=unimodal_text", "trainer.max_epochs=6", "optimizer.lr=3e-3",
+                         "callbacks=none", "count_flops=false"], tmp_path, data_dir)
+    run(cfg)
+    record = read_record(tmp_path / "results.json")
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    labels = torch.as_tensor(datamodule.splits["test"].labels).float()
+    all_positive = float(2 * labels.sum() / (labels.sum() + labels.numel()))  # micro-F1 of predicting every genre
+    assert 0.1 < all_positive < 0.2
+    assert record["metrics"]["test"]["f1_micro"] > all_positive + 0.05
 
 
 def test_pos_weight_auto_comes_from_the_train_labels(tmp_path, data_dir):
