@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
-
-from repro import config
-from repro.config import CONFIG_DIR
-from repro.data.fixtures import write_avmnist, write_folds, write_mmimdb_hdf5
-
+# before torch is imported (by repro below): busy-waiting OpenMP threads slow a shared 2-core run 10-20x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from repro import config  # noqa: E402
+from repro.config import CONFIG_DIR  # noqa: E402
+from repro.data.fixtures import write_avmnist, write_folds, write_mmimdb_hdf5  # noqa: E402
+
 REPO_ROOT = CONFIG_DIR.parent
 
 

@@ -50,6 +50,8 @@ def test_alignment_record_and_figure(mica_run, tmp_path):
     assert alignment.main([str(run_dir), "--out", str(out), "--figure", str(figure)]) == 0
     record = json.loads(out.read_text())
     assert record["schema"] == "repro.alignment/1" and record["synthetic"] is True
+    # a debug run's analysis is flagged too (tables refuse it)
+    assert record["debug"] is json.loads((run_dir / "results.json").read_text())["debug"]
     per_unit = record["a_distance_per_unit"]
     assert set(per_unit) == {"text_with_audio", "text_with_vision", "audio_with_text", "audio_with_vision",
                              "vision_with_text", "vision_with_audio"}

@@ -36,7 +36,7 @@ from repro.analysis import runs
 from repro.analysis.alignment import attention_figure, correlation_counts, proxy_a_distance, spans_from_datasets
 from repro.config import ConfigError
 from repro.data.base import DataError
-from repro.results import atomic_write_text, versions
+from repro.results import FILENAME, atomic_write_text, read_record, versions
 
 SCHEMA = "repro.alignment/1"
 CORR_UNITS = {"text_with_vision": "vision", "text_with_audio": "audio"}  # unit -> the frames' modality
@@ -150,6 +150,7 @@ def analyse(run_dir: Path, max_elements: int = 5000, seed: int = 0) -> tuple[dic
         "schema": SCHEMA, "status": "completed", "run": str(run_dir), "fusion": str(cfg.fusion.name),
         "data": str(cfg.data.name), "seed": int(cfg.seed), "synthetic": bool(getattr(datamodule.reader,
                                                                                      "synthetic", False)),
+        "debug": bool(read_record(Path(run_dir) / FILENAME).get("debug")),  # analysing a debug run gives no result
         "a_distance": mean(a_dist.values()), "a_distance_per_unit": a_dist,
         "corr_acc": mean(corr.values()), "corr_acc_per_unit": corr, "corr_acc_words": words,
         # Table 6's recovered / total words: the words Corr. Acc counts out of the test split's real words
