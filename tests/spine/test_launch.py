@@ -68,9 +68,9 @@ def test_ddp_cpu_two_processes_learns_and_tests_like_one_process(tmp_path, learn
     pads nothing) and the metrics sync their states (sums / `cat`) across the processes; the loss is the mean of two
     equal-sized halves. Training itself is not compared: BatchNorm (not synced on CPU) sees half batches."""
     out = tmp_path / "run"
-    # late_avg: every parameter is in the loss (with concat the unimodal heads are not, and plain `ddp` stops at the
-    # second step unless the strategy is ddp_find_unused_parameters_true)
-    overrides = [*LEARN, "fusion=late_avg"]
+    # concat: its unimodal heads are not in the loss, so this also checks that the DDP strategy finds unused
+    # parameters (plain `ddp` stops at the second step)
+    overrides = [*LEARN, "fusion=concat"]
     train_cli([*overrides, "trainer=ddp_cpu", f"hydra.run.dir={out}"], learnable_dir)
     (record,) = records(out)
     assert record["status"] == "completed"
