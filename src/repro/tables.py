@@ -488,6 +488,12 @@ def select_best(records: dict, spec: DictConfig) -> tuple[object, dict] | None:
     return best[1], best[2]
 
 
+def commit_label(record: dict) -> str:
+    """The short commit a record was made at, marked `+dirty` when the tree had uncommitted changes."""
+    versions = record.get("versions") or {}
+    return str(versions.get("git_commit", "unknown"))[:7] + ("+dirty" if versions.get("git_dirty") else "")
+
+
 def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "best") -> list[dict]:
     kind = table_kind(table)
     extra = run_extra(table, smoke, out_root)
@@ -531,6 +537,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
                      ("pending" if row.get("pending") else "ours"), "pending": row.get("pending"), "cells": cells,
                      "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records}),
                      "synthetic": any(bool(r.get("synthetic")) for r in records),
+                     "commits": sorted({commit_label(r) for r in records}),
                      "stale": stale, "chosen": chosen, "incomplete": incomplete})
     return rows
 
@@ -622,7 +629,11 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     repeats = OmegaConf.to_container(table.get("repeats"))
     notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
               + selected + ("; Δ = ours − paper." if with_delta else "."), ""]
-    md = "\n".join(notes) + _markdown(header, body)
+    commits = sorted({c for r in rows for c in r["commits"]})
+    counted = sum(len(r["cells"][table.columns[0].key]["values"]) for r in rows)
+    notes += [f"Rendered {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {counted} records made at "
+              f"commit {', '.join(commits) or '–'}.", ""]
+    md = "\n".join(notes) + "\n" + _markdown(header, body)
     out = table_dir(table, smoke, out_root)
     atomic_write_text(out.with_suffix(".md"), md + "\n")
     atomic_write_text(out.with_suffix(".csv"), _csv(header, body))
