@@ -54,7 +54,7 @@ SMOKE_SUFFIX := $(if $(filter 1,$(SMOKE)),-smoke,)
 evidence-table-%: $(STAMP) ## Run + render a table and copy its rendered .md/.csv into results/tables/ (to commit)
 	$(PY) -m repro.tables run $* $(TABLE_FLAGS)
 	mkdir -p results/tables
-	cp outputs/tables/$(subst -,_,$*)$(SMOKE_SUFFIX).md outputs/tables/$(subst -,_,$*)$(SMOKE_SUFFIX).csv results/tables/
+	cp outputs/tables/$(subst -,_,$*)$(SMOKE_SUFFIX).{md,csv,runs.csv} results/tables/
 
 evidence-bench: $(STAMP) ## Benchmarks written straight into results/bench/ (to commit); ARGS="--suite mult" etc.
 	$(PY) scripts/bench.py --out results/bench $(ARGS)

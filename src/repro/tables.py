@@ -494,12 +494,19 @@ def commit_label(record: dict) -> str:
     return str(versions.get("git_commit", "unknown"))[:7] + ("+dirty" if versions.get("git_dirty") else "")
 
 
+def run_line(table: DictConfig, repeat: str, record: dict) -> dict:
+    """One counted run as the `<table>.runs.csv` evidence lists it: repeat, commit, each column, best epoch."""
+    values = {col.key: lookup(record, col.source) for col in table.columns}
+    return {"repeat": repeat, "commit": commit_label(record), **values,
+            "best_epoch": lookup(record, "metrics.best_epoch"), "synthetic": bool(record.get("synthetic"))}
+
+
 def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "best") -> list[dict]:
     kind = table_kind(table)
     extra = run_extra(table, smoke, out_root)
     rows = []
     for row in table.rows:
-        records, stale, chosen, incomplete = [], [], {}, []
+        records, stale, chosen, incomplete, repeats_of = [], [], {}, [], []
         if not (row.get("external") or row.get("pending")):
             units = row_units(table, row, smoke, out_root, selection)
             for rep in repeat_grid(table):
@@ -525,8 +532,11 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
                         continue
                     chosen[rep_name] = candidate_of(best[0])
                     records.append(best[1])
+                    repeats_of.append(rep_name)
                 else:
-                    records += [r for r in found.values() if r is not None]
+                    kept = [r for r in found.values() if r is not None]
+                    records += kept
+                    repeats_of += [rep_name] * len(kept)
         cells = {}
         for col in table.columns:
             values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
@@ -538,6 +548,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
                      "protocols": sorted({str(r.get("protocol", {}).get("select_on")) for r in records}),
                      "synthetic": any(bool(r.get("synthetic")) for r in records),
                      "commits": sorted({commit_label(r) for r in records}),
+                     "runs": [run_line(table, rep, r) for rep, r in zip(repeats_of, records)],
                      "stale": stale, "chosen": chosen, "incomplete": incomplete})
     return rows
 
@@ -637,6 +648,7 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     out = table_dir(table, smoke, out_root)
     atomic_write_text(out.with_suffix(".md"), md + "\n")
     atomic_write_text(out.with_suffix(".csv"), _csv(header, body))
+    atomic_write_text(out.with_suffix(".runs.csv"), runs_csv(table, rows))
     atomic_write_text(out.with_suffix(".tex"), _latex(table.title, header, body))
     plot_table(table, rows, out.with_suffix(".png"), synthetic)
     return md
@@ -682,6 +694,12 @@ def _markdown(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines)
+
+
+def runs_csv(table: DictConfig, rows: list[dict]) -> str:
+    """Every counted run, one line each (the per-seed evidence behind the means)."""
+    keys = ["repeat", "commit", *(col.key for col in table.columns), "best_epoch", "synthetic"]
+    return _csv(["row", *keys], [[row["label"], *(run.get(k) for k in keys)] for row in rows for run in row["runs"]])
 
 
 def _csv(header, body) -> str:
