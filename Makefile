@@ -65,6 +65,16 @@ evidence-ci: ## Time .ci/run on a fresh clone of HEAD → results/ci/ci-<commit>
 table-avdigits-search: $(STAMP) ## Random search vs MFAS on AV-Digits (3 seeds, CPU) + their best architectures trained
 	$(PY) -m repro.tables run avdigits_search_found $(TABLE_FLAGS)
 
+gpu-wheels: ## Fetch the wheels scripts/gpu_check.sh needs on a lent GPU machine (no registry there) into .whl/
+	mkdir -p .whl
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
+		hydra-core==1.3.2 omegaconf==2.3.0
+	python3 -m pip download -q --no-deps --no-binary=:all: -d .whl/src antlr4-python3-runtime==4.9.3
+	python3 -m pip wheel -q --no-deps -w .whl .whl/src/antlr4-python3-runtime-4.9.3.tar.gz && rm -r .whl/src
+
+gpu-check: ## On a CUDA machine: GPU tests + MulT/MICA and AV-Digits fusion benches in fp32 and bf16 → $$OUT
+	scripts/gpu_check.sh
+
 bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digits) → outputs/bench/mfas_search.json
 	$(PY) scripts/bench_mfas.py $(ARGS)
 
@@ -100,5 +110,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas search \
-	evidence-bench evidence-ci \
+	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean

@@ -17,6 +17,7 @@ from repro.models.sequence.mult import (
     MulT,
     MultiheadAttention,
     masked_probabilities,
+    padded_head_attention,
     sinusoidal_embedding,
     step_positions,
 )
@@ -193,6 +194,22 @@ def test_dropout_attention_equals_autograd_through_the_explicit_formula(causal, 
         torch.testing.assert_close(grad, reference)
     undropped = masked_probabilities(q, k, allowed) @ v
     assert not torch.allclose(out, undropped, atol=1e-3)
+
+
+@pytest.mark.parametrize("d_k", [4, 6, 8])  # MICA Table 1's, the released code's, one already aligned
+def test_padded_head_attention_equals_attention_on_the_true_head_size(d_k):
+    """CUDA pads d_k for its fused kernels (fused_attention): same output and gradients as the unpadded softmax."""
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(3, 2, n, d_k, generator=g, requires_grad=True) for n in (5, 7, 7))
+    allowed = AttentionMask(torch.arange(7)[None, :] >= torch.tensor([0, 3, 6])[:, None], 5, False).allowed
+    got = padded_head_attention(q, k, v, allowed, 0.0, multiple=8)
+    expected = masked_probabilities(q, k, allowed) @ v
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected)
+    grad_out = torch.randn(expected.shape, generator=g)
+    for grad, reference in zip(torch.autograd.grad(got, (q, k, v), grad_out),
+                               torch.autograd.grad(expected, (q, k, v), grad_out), strict=True):
+        torch.testing.assert_close(grad, reference)
 
 
 def test_attention_with_dropout_matches_the_explicit_path_in_a_training_net():

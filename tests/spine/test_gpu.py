@@ -54,3 +54,26 @@ def test_pea_selection_on_cuda_equals_cpu():
     expected = pea_selection(attention, target_mask, source_mask, 0.3)
     got = pea_selection(attention.cuda(), target_mask.cuda(), source_mask.cuda(), 0.3)
     assert got.is_cuda and torch.equal(got.cpu(), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("d_k", [4, 6])  # MICA Table 1's head size, the released MulT code's
+def test_mult_attention_runs_in_the_memory_efficient_kernel(d_k, dtype):
+    """fused_attention pads the head size so that CUDA's memory-efficient kernel takes it (restricted to that kernel,
+    SDPA raises instead of falling back to the math kernel), and equals the explicit softmax."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from repro.models.sequence.mult import AttentionMask, fused_attention, masked_probabilities
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(4, 10, n, d_k, generator=g, device="cuda", dtype=dtype, requires_grad=True)
+               for n in (50, 64, 64))
+    allowed = AttentionMask(torch.arange(64, device="cuda")[None, :] >= torch.tensor([0, 5, 20, 63], device="cuda")[
+        :, None], 50, False).allowed
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
+        got = fused_attention(q, k, v, allowed, 0.0)
+        got.sum().backward()
+    expected = masked_probabilities(q.float(), k.float(), allowed) @ v.float()
+    tolerance = {"atol": 2e-2, "rtol": 2e-2} if dtype == torch.bfloat16 else {"atol": 1e-5, "rtol": 1e-4}
+    torch.testing.assert_close(got.float(), expected, **tolerance)
+    assert q.grad is not None and torch.isfinite(q.grad).all()

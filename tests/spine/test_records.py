@@ -116,7 +116,8 @@ def test_render_refuses_debug_and_stale_records(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| Two-stream"))
     assert row == "| Two-stream | 80.00 | 87.78 | -7.78 | 1 |"  # only seed 0 counts
     runs = (tmp_path / "tables" / "mfas_t2.runs.csv").read_text().splitlines()
-    assert runs[0] == "row,repeat,commit,acc,best_epoch,synthetic" and runs[1:] == ["Two-stream,seed_0,unknown,0.8,,False"]
+    assert runs[0] == "row,repeat,commit,acc,best_epoch,synthetic"
+    assert runs[1:] == ["Two-stream,seed_0,unknown,0.8,,False"]
     assert "- Not counted, row 'Two-stream' seed_1: a debug record" in md
     assert ("- Not counted, row 'Two-stream' seed_2: made with [trainer.max_epochs=99] where the row now has "
             "[trainer.max_epochs=10]") in md

@@ -40,7 +40,8 @@ Cost: torch's fused CPU (flash) SDPA kernel has no dropout, so only blocks whose
 are not training) run fused. With the released defaults (0.1 / 0 / 0) those are the units with an audio or vision
 source; the units with the text source and all three memory encoders — on MOSEI the two 500 x 500 audio/vision
 memories — run `DropoutAttention`, several times slower per call than the fused kernel (README, bench `mult`).
-On other devices (CUDA), SDPA applies the dropout itself (CUDA: in its fused kernels).
+On other devices (CUDA), SDPA applies the dropout itself (CUDA: in its fused kernels), with the head size padded to
+what those kernels need (`fused_attention`).
 
 Alignment hook (for MICA): `EncoderLayer.forward(..., details=True)` also returns the layer's queries and keys per
 head (B, H, T, d_k) (before the 1/√d_k scaling) and the attention probabilities (B, H, T_t, T_s): the softmax of
@@ -178,6 +179,31 @@ class DropoutAttention(torch.autograd.Function):
         return dq.div_(root), dk.div_(root), dv.mul_(scale), None, None, None
 
 
+# CUDA's memory-efficient SDPA kernel, the only fused one that takes a mask, needs each head's row (d_k values) to fill
+# whole 16-byte units; otherwise SDPA silently runs its math kernel, which keeps (B, H, T_q, T_k) tensors for backward.
+# MICA Table 1's d_k = 4 fails that in bf16, the released code's d_k = 6 in fp32 too: on an H200 at the MOSEI
+# unaligned shape that cost 4.8x (MulT) and 8.3x (MICA) the fp32 peak memory (README, `make gpu-check`).
+FUSED_ROW_BYTES = 16
+
+
+def fused_attention(q, k, v, allowed, p: float) -> torch.Tensor:
+    """SDPA, with the head size zero-padded on CUDA to what the fused kernels need (see `padded_head_attention`)."""
+    multiple = FUSED_ROW_BYTES // q.element_size()
+    if q.device.type != "cuda" or q.shape[-1] % multiple == 0:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+    return padded_head_attention(q, k, v, allowed, p, multiple)
+
+
+def padded_head_attention(q, k, v, allowed, p: float, multiple: int) -> torch.Tensor:
+    """SDPA over q, k, v zero-padded to a head size divisible by `multiple`: the same result (the zeros add nothing to
+    q·k, the padded output columns are dropped, the scale stays 1/√d_k)."""
+    d_k = q.shape[-1]
+    pad = (0, (-d_k) % multiple)
+    out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), F.pad(v, pad), attn_mask=allowed,
+                                         dropout_p=p, scale=1.0 / math.sqrt(d_k))
+    return out[..., :d_k]
+
+
 class MultiheadAttention(nn.Module):
     """MulT's (fairseq) multi-head attention: one (3w, w) Xavier in-projection, zero biases, dropout on weights."""
 
@@ -219,7 +245,7 @@ class MultiheadAttention(nn.Module):
             step = max(1, self.dropout_chunk_elements // (q.shape[1] * q.shape[2] * k.shape[2]))
             mix = DropoutAttention.apply(q, k, v, mask.allowed, p, step)
         else:
-            mix = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.allowed, dropout_p=p)
+            mix = fused_attention(q, k, v, mask.allowed, p)
         info = None
         if details:
             info = {"queries": q, "keys": k}
