@@ -69,6 +69,9 @@ def test_eval_transforms_are_deterministic_whatever_the_seed():
     expected = x[..., 8:24, 4:20].flip(-3).float() / 255
     expected = (expected - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
     torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(pipeline(x.float(), gen(0)), out)  # float 0..255, as readers give uint8 frames
+    already_scaled = parse_transforms({"eval": {"video": [{"name": "imagenet_normalize", "max_value": 1}]}})
+    torch.testing.assert_close(already_scaled["eval"]["video"](x[..., 8:24, 4:20].flip(-3).float() / 255, gen(0)), out)
 
 
 def test_a_random_transform_in_eval_is_a_one_line_error():

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, get_worker_info
@@ -38,6 +39,7 @@ from repro.data.base import ArrayDataset
 PIPELINE_KINDS = ("train", "eval")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RANK_STRIDE = 1_000_003  # DDP ranks' generator seeds lie this far apart (torch's worker seeds are base + worker id)
 
 
 class TransformError(ConfigError):
@@ -247,16 +249,16 @@ class Normalize(Transform):
 
 
 class ImageNetNormalize(Normalize):
-    """ImageNet mean/std per RGB channel (`axis`, default -3), after dividing by `max_value` (the value of white:
-    default 255 for integer tensors, 1 for floats) — torchvision's ToTensor + Normalize, as MSAF's RAVDESS code."""
+    """ImageNet mean/std per RGB channel (`axis`, default -3) after dividing by `max_value`, the value of white:
+    255 for pixels as stored (the readers hand uint8 frames on as float 0..255), 1 where the reader already scaled
+    to 0..1 — torchvision's ToTensor + Normalize, as MSAF's RAVDESS code."""
 
-    def __init__(self, max_value: float | None = None, axis: int = -3):
+    def __init__(self, max_value: float = 255.0, axis: int = -3):
         super().__init__(mean=IMAGENET_MEAN, std=IMAGENET_STD, axis=axis)
-        self.max_value = None if max_value is None else float(max_value)
+        self.max_value = float(max_value)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        white = self.max_value if self.max_value is not None else (1.0 if x.dtype.is_floating_point else 255.0)
-        return super().__call__(x.float() / white, generator)
+        return super().__call__(x.float() / self.max_value, generator)
 
 
 REGISTRY: dict[str, Callable[..., Transform]] = {
@@ -396,7 +398,7 @@ def fit_pipelines(parsed: Mapping[str, Mapping[str, Pipeline]], train: ArrayData
         for modality, pipeline in pipelines.items():
             for t in pipeline.transforms:
                 if getattr(t, "needs_fit", False):
-                    key = (modality, t.axis)
+                    key = (modality, getattr(t, "axis", None))
                     if key not in cache:
                         cache[key] = feature_stats(train, modality, t.axis)
                     t.fit(*cache[key])
@@ -408,13 +410,15 @@ class TransformedDataset(Dataset):
     Random draws come from one `torch.Generator` per process: in a dataloader worker it is seeded with
     `get_worker_info().seed` (torch's base seed, drawn from the main process's seeded RNG, + the worker id), so
     workers differ from one another and a run is reproducible under `seed=`; without workers (num_workers=0) it is
-    seeded with `seed` and advances across epochs.
+    seeded with `seed` and advances across epochs. Under DDP the rank is mixed in, as every rank starts from the
+    same seed.
     """
 
     def __init__(self, dataset: Dataset, pipelines: Mapping[str, Pipeline], seed: int):
         self.dataset = dataset
         self.pipelines = dict(pipelines)
         self.seed = int(seed)
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         self._generator: torch.Generator | None = None
         self._generator_seed: int | None = None
 
@@ -423,7 +427,7 @@ class TransformedDataset(Dataset):
 
     def generator(self) -> torch.Generator:
         info = get_worker_info()
-        seed = (info.seed if info is not None else self.seed) % 2**63
+        seed = ((info.seed if info is not None else self.seed) + RANK_STRIDE * self.rank) % 2**63
         if self._generator is None or self._generator_seed != seed:  # first use in this process (or worker)
             self._generator = torch.Generator().manual_seed(seed)
             self._generator_seed = seed
