@@ -1,7 +1,9 @@
 """The Lightning datamodule: any reader → train/val/test dataloaders, for an optional fold.
 
-Splits and folds are the reader's business (DESIGN.md); this class only batches. The default collate
-stacks tensors and keeps string ids as a list.
+Splits and folds are the reader's business (DESIGN.md); this class batches, and applies the per-modality
+`data.transforms` after the reader (`repro.data.transforms`: train pipelines on the train split, eval pipelines on
+val and test; none configured = the reader's samples unchanged). The default collate stacks tensors and keeps
+string ids as a list.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import lightning as L
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from repro.data.base import ArrayDataset, DataError, Reader
+from repro.data.transforms import TransformedDataset, TransformError, fit_pipelines, parse_transforms
 
 
 class MultimodalDataModule(L.LightningDataModule):
@@ -26,6 +30,8 @@ class MultimodalDataModule(L.LightningDataModule):
         val_split: str = "val",
         expected_shapes: Mapping[str, Sequence[int | None]] | None = None,
         check_steps: bool = True,
+        transforms: Mapping | None = None,
+        transform_seed: int | None = None,
     ):
         super().__init__()
         self.reader = reader
@@ -41,13 +47,39 @@ class MultimodalDataModule(L.LightningDataModule):
         self.expected_shapes = {m: list(shape) for m, shape in (expected_shapes or {}).items()}
         self.check_steps = bool(check_steps)  # False: only the feature sizes (e.g. SYNTHETIC fixtures, shorter)
         self.splits: dict[str, ArrayDataset] | None = None
+        # `data.transforms` → {"train"|"eval": {modality: Pipeline}}; parsed now so a bad entry fails before loading
+        self.transforms = parse_transforms(transforms)
+        # seeds the transforms' generator without dataloader workers; None = torch's seed (set by `seed=`)
+        self.transform_seed = transform_seed
+        self._transformed: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
             splits = self.reader.load(self.fold)
             for split, dataset in splits.items():
                 self.check_shapes(split, dataset)
+            self.check_transform_modalities(splits["train"])
+            fit_pipelines(self.transforms, splits["train"])  # e.g. normalisation statistics of the train split
             self.splits = splits
+
+    def check_transform_modalities(self, train: ArrayDataset) -> None:
+        for kind, pipelines in self.transforms.items():
+            for modality in pipelines:
+                if modality not in train.arrays:
+                    raise TransformError(
+                        f"data.transforms.{kind}.{modality}: the data has no modality {modality!r} (it has: "
+                        f"{', '.join(sorted(train.arrays))}); rename or drop that key")
+
+    def dataset(self, split: str) -> Dataset:
+        """The split as the loaders see it: the reader's samples, through the split's transforms if any."""
+        self.setup()
+        pipelines = self.transforms["train" if split == "train" else "eval"]
+        if not pipelines:
+            return self.splits[split]
+        if split not in self._transformed:  # one per split, so its generator advances across epochs
+            seed = self.transform_seed if self.transform_seed is not None else torch.initial_seed()
+            self._transformed[split] = TransformedDataset(self.splits[split], pipelines, seed)
+        return self._transformed[split]
 
     def check_shapes(self, split: str, dataset: ArrayDataset) -> None:
         """Sequence data: each modality's (steps, features) must be the config's `data.modalities` entry.
@@ -75,7 +107,7 @@ class MultimodalDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         return DataLoader(
-            self.splits[split],
+            self.dataset(split),
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
