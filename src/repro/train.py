@@ -72,6 +72,7 @@ def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
         val_split="test" if cfg.protocol.select_on == "test" else "val",
         expected_shapes=cfg.data.get("modalities"),
         check_steps=bool(cfg.data.get("check_steps", True)),
+        transforms=cfg.data.get("transforms"),
     )
 
 

@@ -247,9 +247,9 @@ def test_without_workers_the_draws_ignore_the_global_rng(avmnist):
 
 def test_the_example_experiment_composes_and_builds(tmp_path):
     cfg = compose_train(["experiment=avdigits_transforms"], tmp_path)
-    from hydra.utils import instantiate
+    from repro.train import build_datamodule
 
-    dm = MultimodalDataModule(instantiate(cfg.data.reader), batch_size=4, transforms=cfg.data.transforms)
+    dm = build_datamodule(cfg)  # what train.py builds: the config's transforms reach the datamodule
     assert set(dm.transforms["train"]) == {"image", "audio"} and set(dm.transforms["eval"]) == {"audio"}
     dm.setup()
     assert dm.dataset("test")[0]["audio"].shape == (1, 112, 112)
