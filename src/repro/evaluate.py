@@ -44,7 +44,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from repro.config import CONFIG_DIR, ConfigError
+from repro.config import CONFIG_DIR, ConfigError, available
 from repro.data.datamodule import MultimodalDataModule
 from repro.results import FILENAME, atomic_write_text, read_record, versions
 from repro.train import USER_ERRORS, build_datamodule, build_net, build_task, first_results, strip_prefix
@@ -394,11 +394,15 @@ def print_summary(record: dict) -> None:
 
 def plus_unknown_keys(argv: Sequence[str]) -> list[str]:
     """eval.yaml has no keys for the run's config or for per-modality noise levels: `data.reader.root=x` and
-    `perturb.noise.audio=0.3` become Hydra additions (`+...`), so a user never has to type the `+`."""
+    `perturb.noise.audio=0.3` become Hydra additions (`+...`), so a user never has to type the `+`. A config group
+    choice (`data=mmimdb`) is refused: Hydra would compose that group into eval's own config, not the run's."""
     out = []
     for arg in argv:
         key = arg.split("=", 1)[0]
         fixed = arg.startswith(("+", "~", "-")) or "=" not in arg or key.startswith("hydra")
+        if not fixed and "." not in key and key not in EVAL_KEYS and available(key):
+            raise ConfigError(f"{arg}: eval.py evaluates the run with its own config groups; override keys inside "
+                              f"them instead (e.g. {key}.<key>=<value>), or train a run with {arg}")
         known = key.split(".")[0] in EVAL_KEYS and not key.startswith("perturb.noise.")
         out.append(arg if fixed or known else f"+{arg}")
     return out
@@ -424,5 +428,9 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    sys.argv = [sys.argv[0], *plus_unknown_keys(sys.argv[1:])]
+    try:
+        sys.argv = [sys.argv[0], *plus_unknown_keys(sys.argv[1:])]
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)  # a malformed command line, as train.py's check_cli
     hydra_main()

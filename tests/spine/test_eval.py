@@ -153,6 +153,17 @@ def test_robustness_cli_bad_run_is_one_line(tmp_path, capsys):
     assert err.startswith("error: run=") and "\n" not in err
 
 
+def test_eval_command_line_needs_no_plus_and_refuses_group_choices():
+    from repro.evaluate import plus_unknown_keys
+
+    assert plus_unknown_keys(["run=r", "split=val", "perturb.drop=[audio]", "perturb.noise.audio=0.3",
+                              "data.reader.root=/d", "paths.data_dir=/p", "+x=1", "hydra.verbose=true"]) == [
+        "run=r", "split=val", "perturb.drop=[audio]", "+perturb.noise.audio=0.3", "+data.reader.root=/d",
+        "+paths.data_dir=/p", "+x=1", "hydra.verbose=true"]
+    with pytest.raises(ConfigError, match=r"data=mmimdb: eval.py evaluates the run with its own config groups"):
+        plus_unknown_keys(["run=r", "data=mmimdb"])
+
+
 def eval_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "eval.py", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "REPRO_ALLOCATOR": "system"})
