@@ -56,6 +56,7 @@ FILLS = ("zeros", "mean")
 SAVED_CONFIG = Path(".hydra") / "config.yaml"
 # eval.yaml's own keys; every other `key=value` on the eval.py command line overrides the run's saved config
 EVAL_KEYS = ("run", "split", "out", "perturb")
+PERTURB_KEYS = ("drop", "fill", "noise", "seed")
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,8 @@ def evaluate(run: str | Path, split: str = "test", perturbation: Perturbation | 
         "data": loaded.record.get("data"),
         "fusion": loaded.record.get("fusion"),
         "synthetic": bool(loaded.datamodule.reader.synthetic),
-        "samples": len(loaded.datamodule.splits[loaded.datamodule.val_split if split == "val" else split]),
+        # the split's size (trainer.limit_test_batches in the run's config may test fewer)
+        "split_size": len(loaded.datamodule.splits[loaded.datamodule.val_split if split == "val" else split]),
         "metrics": metrics,
         # the record's own numbers beside ours: unperturbed test evaluations equal them
         "record_metrics": (loaded.record.get("metrics") or {}).get(split, {}),
@@ -403,7 +405,11 @@ def plus_unknown_keys(argv: Sequence[str]) -> list[str]:
         if not fixed and "." not in key and key not in EVAL_KEYS and available(key):
             raise ConfigError(f"{arg}: eval.py evaluates the run with its own config groups; override keys inside "
                               f"them instead (e.g. {key}.<key>=<value>), or train a run with {arg}")
-        known = key.split(".")[0] in EVAL_KEYS and not key.startswith("perturb.noise.")
+        parts = key.split(".")
+        if not fixed and parts[0] == "perturb" and len(parts) > 1 and parts[1] not in PERTURB_KEYS:
+            raise ConfigError(f"{arg}: unknown perturbation {parts[1]!r}; perturb.* keys are: "
+                              f"{', '.join(PERTURB_KEYS)}")
+        known = parts[0] in EVAL_KEYS and not key.startswith("perturb.noise.")
         out.append(arg if fixed or known else f"+{arg}")
     return out
 
