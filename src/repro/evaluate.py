@@ -128,9 +128,8 @@ def train_statistics(dataset, modalities: Sequence[str], batch_size: int) -> dic
     stats = {}
     for m in modalities:
         mean = sums[m] / n
-        count = n * mean.numel()
-        grand = float(mean.sum()) * n / count
-        variance = max(squares[m] / count - grand * grand, 0.0)
+        grand = float(mean.mean())  # the mean of every value (each sample has the same number of values)
+        variance = max(squares[m] / (n * mean.numel()) - grand * grand, 0.0)
         stats[m] = ModalityStats(mean=mean.float(), std=variance ** 0.5)
     return stats
 
