@@ -21,13 +21,15 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+import yaml
+from omegaconf import DictConfig
 
 # The repository's configs/ folder (this file is src/repro/config.py).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CHECKED_GROUPS = ("data", "fusion", "backbone", "trainer", "logger", "callbacks", "debug", "experiment",
                   "hparams_search", "search")
 DEFAULTS = {"data": "avdigits", "fusion": "msaf"}
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SWEEP_FUNCTION = re.compile(r"^\s*(glob|range|choice|interval|tag|sort|shuffle)\(")
 
 
@@ -40,18 +42,20 @@ def available(group: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _load(config_dir: Path, group: str, name: str) -> DictConfig:
+def _load(config_dir: Path, group: str, name: str) -> dict:
+    """configs/<group>/<name>.yaml as plain YAML (no composing, no interpolation: only literal keys are read)."""
     path = config_dir / group / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown {group} {name!r}; choose one of: {', '.join(available(group, config_dir))}")
-    return OmegaConf.load(path)
+    loaded = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # the C loader: ~20x faster than OmegaConf.load
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def data_family(data: str, config_dir: Path = CONFIG_DIR, _seen: tuple[str, ...] = ()) -> str | None:
     """`family:` of configs/data/<data>.yaml, or of the data config it extends (its same-group `defaults`)."""
     cfg = _load(config_dir, "data", data)
     if "family" in cfg:
-        return None if cfg.family is None else str(cfg.family)
+        return None if cfg["family"] is None else str(cfg["family"])
     parents = [d for d in cfg.get("defaults") or [] if isinstance(d, str) and d != "_self_" and d not in _seen]
     for parent in reversed(parents):  # the last default wins, as when Hydra merges them
         if (config_dir / "data" / f"{parent}.yaml").is_file():
@@ -62,9 +66,8 @@ def data_family(data: str, config_dir: Path = CONFIG_DIR, _seen: tuple[str, ...]
 
 def fusion_supports(fusion: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     """`supports:` of configs/fusion/<fusion>.yaml: the data families and data names the method runs on."""
-    cfg = _load(config_dir, "fusion", fusion)
-    supports = cfg.get("supports")
-    if not isinstance(supports, ListConfig):
+    supports = _load(config_dir, "fusion", fusion).get("supports")
+    if not isinstance(supports, list):
         raise ConfigError(f"configs/fusion/{fusion}.yaml has no `supports:` list; expected the data families or data "
                           f"names the method runs on (e.g. supports: [image_audio, mmimdb]): add it")
     return [str(s) for s in supports]
@@ -80,7 +83,8 @@ def unknown_supports(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
     """Per fusion, the `supports` entries that are neither a data name nor a declared family (typos)."""
     datas = available("data", config_dir)
     known = set(datas) | {data_family(d, config_dir) for d in datas} - {None}
-    unknown = {f: [s for s in fusion_supports(f, config_dir) if s not in known] for f in available("fusion", config_dir)}
+    unknown = {f: [s for s in fusion_supports(f, config_dir) if s not in known]
+               for f in available("fusion", config_dir)}
     return {f: bad for f, bad in unknown.items() if bad}
 
 
