@@ -47,7 +47,13 @@ def _load(config_dir: Path, group: str, name: str) -> dict:
     path = config_dir / group / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown {group} {name!r}; choose one of: {', '.join(available(group, config_dir))}")
-    loaded = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # the C loader: ~20x faster than OmegaConf.load
+    try:
+        loaded = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # the C loader: ~20x faster than OmegaConf.load
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"configs/{group}/{name}.yaml is not valid YAML{at} "
+                          f"({getattr(err, 'problem', None) or type(err).__name__}): fix the file") from None
     return loaded if isinstance(loaded, dict) else {}
 
 

@@ -124,3 +124,11 @@ def test_the_msaf_placement_follows_the_pair(tmp_path):
              for data in ("mosei_msaf", "avdigits")}
     assert built == {"mosei_msaf": "repro.models.fusion.msaf.SequenceMSAFNet",
                      "avdigits": "repro.models.fusion.msaf.MSAFNet"}
+
+
+def test_a_config_that_is_not_yaml_is_one_line(tmp_path):
+    config_dir = _configs(tmp_path, "name: d\nfamily: [image_audio\n", "name: f\nsupports: [d]\n")
+    with pytest.raises(ConfigError) as err:
+        check_pair("d", "f", config_dir)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("configs/data/d.yaml is not valid YAML at line 3")
