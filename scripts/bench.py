@@ -6,7 +6,7 @@
 
 Writes, each atomically, and prints a summary table:
 
-- `fusion_throughput.json`: for each fusion supported on AV-Digits (`configs/preset/avdigits_*.yaml`) the
+- `fusion_throughput.json`: for each fusion supported on AV-Digits (`repro.config.supported_fusions`) the
   config `data=avdigits fusion=<f>` is composed with Hydra's compose API and the network built as
   `train.py` builds it. One *train step* = forward + `net.compute_loss(out, label, cross_entropy)` +
   backward + optimizer step (the config's optimizer, Adam) on one real batch of the AV-Digits train

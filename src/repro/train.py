@@ -62,6 +62,11 @@ def build_net(cfg: DictConfig) -> FusionNet:
     return factory(encoders=encoders, num_classes=int(cfg.data.num_classes))
 
 
+def network_name(net: FusionNet) -> str:
+    """`module.Class` of a built network: which placement the fusion config and the pair's preset chose."""
+    return f"{type(net).__module__}.{type(net).__qualname__}"
+
+
 def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
     reader = instantiate(cfg.data.reader)
     return MultimodalDataModule(
@@ -229,6 +234,8 @@ def run(cfg: DictConfig) -> float | None:
         record["data_sizes"] = datamodule.split_sizes()  # read the data first: bad input fails before anything else
         record["synthetic"] = bool(datamodule.reader.synthetic)
         net = build_net(cfg)
+        if is_writer:
+            print(f"network: {network_name(net)} (data={record['data']} fusion={record['fusion']})", flush=True)
         task = build_task(cfg, net, datamodule)
         trainer = build_trainer(cfg)
         record["params"] = parameter_summary(net)

@@ -56,12 +56,10 @@ def test_unknown_choice_is_one_line():
 
 def test_unsupported_pair_lists_supported_choices(tmp_path):
     (tmp_path / "fusion").mkdir()
-    (tmp_path / "preset").mkdir()
     (tmp_path / "data").mkdir()
-    for name in ("a", "b"):
-        (tmp_path / "fusion" / f"{name}.yaml").write_text("name: x\n")
-    (tmp_path / "data" / "d.yaml").write_text("name: d\n")
-    (tmp_path / "preset" / "d_a.yaml").write_text("# @package _global_\n")
+    for name, supports in (("a", "[d]"), ("b", "[other]")):
+        (tmp_path / "fusion" / f"{name}.yaml").write_text(f"name: x\nsupports: {supports}\n")
+    (tmp_path / "data" / "d.yaml").write_text("name: d\nfamily: null\n")
     check_cli(["data=d", "fusion=a"], config_dir=tmp_path)
     with pytest.raises(ConfigError, match="supported fusions for d: a$"):
         check_cli(["data=d", "fusion=b"], config_dir=tmp_path)

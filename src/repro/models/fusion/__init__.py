@@ -15,6 +15,7 @@ Registry name -> class (the Hydra configs `configs/fusion/<name>.yaml` instantia
 - ``msaf``            `MSAFNet`                       Multimodal Split Attention Fusion (Su et al. 2020), staged
 
 Bare modules for analysis: `repro.models.fusion.msaf.MSAF`, `repro.models.fusion.mmtm.MMTM`.
+MSAF's sequence placement, `repro.models.fusion.msaf.SequenceMSAFNet` (CMU-MOSEI), composes the same block.
 """
 
 from __future__ import annotations

@@ -1,4 +1,11 @@
-"""MSAF — Multimodal Split Attention Fusion (Su, Hu, Li, Cao; msaf.txt §3, §3.1, §3.2, §4).
+"""MSAF — Multimodal Split Attention Fusion (Su, Hu, Li, Cao; msaf.txt §3, §3.1, §3.2, §4), the whole method in one
+module: the block, implemented once (`MSAFBlock`, `MSAF`), and its two placements, which compose it:
+
+- `MSAFNet` (``configs/fusion/msaf.yaml``): image/audio staged encoders, one MSAF module per fusion point;
+- `SequenceMSAFNet` (``configs/preset/mosei_msaf_msaf.yaml``): the CMU-MOSEI network, one MSAF module after LSTM
+  layer 1 (described below the block).
+
+Both build their modules with `msaf_modules`, so a hyperparameter means the same in either placement.
 
 One MSAF block takes M feature maps ``F_m`` of shape ``(B, C_m, *dims_m)`` (any rank, any per-modality
 spatial/temporal size) and returns re-weighted maps of the same shapes:
@@ -29,6 +36,23 @@ the sum of the unimodal logits (MSAF on RAVDESS, §4.1 / IMPLEMENTATION-NOTES §
 recorded in ``extras['msaf{k}_attention']``: the softmax attention ``A`` (before lambda and BlockDropout),
 shape ``(B, n_blocks, C)`` (blocks ordered modality by modality, in the point's modality order) or
 ``(B, q, n_blocks, C)`` with segments.
+
+``SequenceMSAFNet`` is the CMU-MOSEI network of msaf.txt §3.2 and §4.2 (authors' ``cmu_mosei/networks/
+msaf_mosei.py``, IMPLEMENTATION-NOTES §1.3). Per modality: LSTM layer 1 (in -> hidden[m]; visual 32, audio 64,
+text 128), its per-step outputs permuted to (B, C, T) and fused by ONE MSAF module (split_block q = 5: the time
+axis cut into 5 segments, one MSAF block each), permuted back, LSTM layer 2 (hidden -> hidden), the last step of
+each modality, concatenated (32 + 64 + 128 = 224) -> Linear(num_classes). The MSAF attention is recorded in
+``extras["msaf0_attention"]`` (B, q, n_blocks, C) (or (B, n_blocks, C) with q = 1). Its config mirrors
+``configs/fusion/msaf.yaml``: `points` is a list with ONE mapping {modality: "lstm1"} (the only tap); the MSAF
+hyperparameters may be given as a value or a one-element list.
+
+``use_mask`` defaults to **false** there, unlike the other sequence networks: the authors run both LSTMs over all
+50 padded steps and read the final position (visual/audio are left-padded, so that is their last real frame;
+the BERT text is right-padded, so it is a pad token's output — a QUIRK of the reproduced system), and MSAF's
+segments and join averages are taken over the padded 50 positions. Reproducing their table needs that function.
+With ``use_mask=true`` both LSTMs skip the padding, layer 1's outputs are zero at pads, and each modality is
+read at its last real step; MSAF still segments absolute positions and averages over all of them (pads
+contribute zeros), so a modality's padding cannot change the output but does dilute the join descriptor.
 """
 
 from __future__ import annotations
@@ -41,7 +65,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.models.backbones.base import global_average
-from repro.models.net import StagedFusionNet
+from repro.models.net import NetOutput, StagedFusionNet
+from repro.models.sequence import SequenceFusionNet
+from repro.models.sequence.recurrent import MaskedLSTM, per_modality
 
 
 def segment_bounds(length: int, q: int) -> list[tuple[int, int]]:
@@ -214,6 +240,37 @@ def per_point(value, n: int, name: str) -> list:
     return [value] * n
 
 
+def msaf_modules(
+    point_channels: Sequence[Sequence[int]],
+    block_channels,
+    reduction=4,
+    lowest_atten=0.0,
+    block_dropout=0.0,
+    split_block=1,
+    quirk_double_dropout: bool = False,
+) -> nn.ModuleList:
+    """One `MSAF` module per fusion point (its modalities' channel counts); each hyperparameter given once for all
+    points or as a list with one value per point. Both placements build their modules here."""
+    n = len(point_channels)
+    cs = per_point(block_channels, n, "block_channels")
+    rs = per_point(reduction, n, "reduction")
+    lams = per_point(lowest_atten, n, "lowest_atten")
+    ps = per_point(block_dropout, n, "block_dropout")
+    qs = per_point(split_block, n, "split_block")
+    return nn.ModuleList(
+        MSAF(
+            in_channels=list(point_channels[k]),
+            block_channel=int(cs[k]),
+            reduction=int(rs[k]),
+            lowest_atten=float(lams[k]),
+            block_dropout=float(ps[k]),
+            split_block=int(qs[k]),
+            quirk_double_dropout=bool(quirk_double_dropout),
+        )
+        for k in range(n)
+    )
+
+
 class MSAFNet(StagedFusionNet):
     """Staged encoders with one MSAF module per fusion point; logits = sum of the unimodal logits."""
 
@@ -233,27 +290,74 @@ class MSAFNet(StagedFusionNet):
         n = len(self.points)
         if n == 0:
             raise ValueError("MSAFNet needs at least one fusion point")
-        cs = per_point(block_channels, n, "block_channels")
-        rs = per_point(reduction, n, "reduction")
-        lams = per_point(lowest_atten, n, "lowest_atten")
-        ps = per_point(block_dropout, n, "block_dropout")
-        qs = per_point(split_block, n, "split_block")
         self.quirk_double_dropout = quirk_double_dropout
-        self.msaf = nn.ModuleList(
-            MSAF(
-                in_channels=list(self.point_channels(k).values()),
-                block_channel=int(cs[k]),
-                reduction=int(rs[k]),
-                lowest_atten=float(lams[k]),
-                block_dropout=float(ps[k]),
-                split_block=int(qs[k]),
-                quirk_double_dropout=quirk_double_dropout,
-            )
-            for k in range(n)
-        )
+        self.msaf = msaf_modules([list(self.point_channels(k).values()) for k in range(n)], block_channels,
+                                 reduction, lowest_atten, block_dropout, split_block, quirk_double_dropout)
 
     def fuse_at(self, k, taps, extras):
         names = list(taps)
         outs, attention = self.msaf[k]([taps[m] for m in names])
         extras[f"msaf{k}_attention"] = attention
         return dict(zip(names, outs))
+
+
+SEQUENCE_TAPS = ("lstm1",)
+# msaf.txt §4.2: 32, 64 and 128 hidden units for both LSTM layers of the visual, audio and text modality.
+SEQUENCE_HIDDEN = {"vision": 32, "visual": 32, "audio": 64, "text": 128}
+
+
+def _single_point(points) -> dict[str, str]:
+    """The one {modality: tap} mapping of `points`, checked."""
+    points = list(points) if points is not None else []
+    if len(points) != 1:
+        raise ValueError(f"SequenceMSAFNet has one fusion point (after LSTM layer 1); points has {len(points)} "
+                         f"entries, expected [{{modality: lstm1, ...}}]")
+    point = {str(m): str(tap) for m, tap in dict(points[0]).items()}
+    bad = {m: tap for m, tap in point.items() if tap not in SEQUENCE_TAPS}
+    if bad:
+        raise ValueError(f"fusion point taps {bad} are not valid for SequenceMSAFNet; the only tap is "
+                         f"{SEQUENCE_TAPS[0]!r}")
+    return point
+
+
+class SequenceMSAFNet(SequenceFusionNet):
+    """Per-modality 2-layer LSTMs with one MSAF module between the layers (CMU-MOSEI, msaf.txt §4.2)."""
+
+    def __init__(
+        self,
+        encoders,
+        num_classes: int,
+        points,
+        block_channels,
+        reduction=4,
+        lowest_atten=0.0,
+        block_dropout=0.0,
+        split_block=1,
+        quirk_double_dropout: bool = False,
+        hidden=None,
+        use_mask: bool = False,
+    ):
+        super().__init__(encoders, num_classes)
+        point = _single_point(points)
+        unknown = [m for m in point if m not in self.encoders]
+        if unknown:
+            raise KeyError(f"fusion point names modalities {unknown}; encoders are {self.modalities}")
+        self.point_modalities = list(point)
+        self.hidden = per_modality(hidden, self.modalities, "hidden", SEQUENCE_HIDDEN)
+        self.lstm1 = nn.ModuleDict({m: MaskedLSTM(self.dims[m], self.hidden[m], use_mask=use_mask)
+                                    for m in self.modalities})
+        self.lstm2 = nn.ModuleDict({m: MaskedLSTM(self.hidden[m], self.hidden[m], use_mask=use_mask)
+                                    for m in self.modalities})
+        # the one point's module itself (not a list of one): the state-dict keys stay `msaf.blocks.*`
+        self.msaf = msaf_modules([[self.hidden[m] for m in self.point_modalities]], block_channels, reduction,
+                                 lowest_atten, block_dropout, split_block, quirk_double_dropout)[0]
+        self.use_mask = bool(use_mask)
+        self.classifier = nn.Linear(sum(self.hidden.values()), num_classes)
+
+    def forward(self, batch):
+        xs, masks = self.sequences(batch)
+        steps = {m: self.lstm1[m](xs[m], masks[m])[0] for m in self.modalities}  # (B, T, H)
+        fused, attention = self.msaf([steps[m].transpose(1, 2) for m in self.point_modalities])  # (B, H, T)
+        steps.update({m: y.transpose(1, 2) for m, y in zip(self.point_modalities, fused)})
+        last = [self.lstm2[m](steps[m], masks[m])[1] for m in self.modalities]
+        return NetOutput(logits=self.classifier(torch.cat(last, dim=-1)), extras={"msaf0_attention": attention})
