@@ -253,7 +253,10 @@ class FusionTask(L.LightningModule):
         if optimization is not None and (optimizer is not None or scheduler is not None):
             raise ValueError("give FusionTask either optimization or optimizer/scheduler, not both")
         self.optimization = optimization or Optimization(optimizer=optimizer or default_adam, scheduler=scheduler)
-        check_branch_losses(self.optimization.branches, net.modalities)
+        if self.optimization.alternating:
+            check_branch_losses(self.optimization.branches, net.modalities)
+        if self.optimization.alternating or self.optimization.param_groups:
+            build_optimizers(net, self.optimization)  # a pattern error shows now, not after the data is loaded
         # alternating optimisers are stepped by `_alternating_step`, their schedulers by `on_train_epoch_end`
         self.automatic_optimization = not self.optimization.alternating
         missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
