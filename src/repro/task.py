@@ -256,7 +256,7 @@ class FusionTask(L.LightningModule):
         if self.optimization.alternating:
             check_branch_losses(self.optimization.branches, net.modalities)
         if self.optimization.alternating or self.optimization.param_groups:
-            build_optimizers(net, self.optimization)  # a pattern error shows now, not after the data is loaded
+            build_optimizers(net, self.optimization)  # a pattern mistake fails before training starts
         # alternating optimisers are stepped by `_alternating_step`, their schedulers by `on_train_epoch_end`
         self.automatic_optimization = not self.optimization.alternating
         missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
