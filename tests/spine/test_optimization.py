@@ -163,6 +163,17 @@ def test_scheduler_lr_after_three_epochs_follows_the_formula(schedule, factor, a
     assert lrs == [pytest.approx([lr * factor for lr in row]) for row in start]
 
 
+@pytest.mark.parametrize("alternating", [False, True], ids=["one", "alternating"])
+def test_step_interval_scheduler_steps_once_per_batch(alternating, tmp_path, data_dir):
+    extra = [ALTERNATING] if alternating else []
+    schedule = ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5", "scheduler.interval=step",
+                "scheduler.frequency=2"]
+    _, trainer = fit(compose([*EPOCHS, "trainer.max_epochs=1", *schedule, *extra], tmp_path, data_dir))
+    # two batches, every second one steps: one step, however many optimisers (global_step counts each one's steps)
+    lrs = [g["lr"] for o in trainer.optimizers for g in o.param_groups]
+    assert lrs == pytest.approx([0.01 * 0.5] * (2 if alternating else 1))
+
+
 # ------------------------------------------------------------------------------------ alternating optimisers
 def test_alternating_optimisers_hold_separate_states_and_match_a_reference_loop(tmp_path, data_dir):
     cfg = compose([*FAST, "data.batch_size=16", "fusion.net.block_dropout=0.0", ALTERNATING], tmp_path, data_dir)
