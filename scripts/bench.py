@@ -67,11 +67,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
 from repro.config import compose_train, supported_fusions  # noqa: E402
+from repro.optimization import build_optimizers, optimization_from_config  # noqa: E402
 from repro.results import atomic_write_text, hardware, versions  # noqa: E402
 from repro.train import build_datamodule, build_net, build_task  # noqa: E402
 
@@ -242,7 +242,8 @@ def throughput(times: list[float], batch_size: int) -> dict:
 def fresh_net(cfg: DictConfig, device: str):
     torch.manual_seed(int(cfg.seed))
     net = build_net(cfg).to(device)
-    optimizer = instantiate(cfg.optimizer)(params=[p for p in net.parameters() if p.requires_grad])
+    # the configured optimiser with its parameter groups (the first one where optimizer.alternating lists several)
+    optimizer = build_optimizers(net, optimization_from_config(cfg.optimizer))[0]
     return net, optimizer
 
 

@@ -26,8 +26,8 @@ from omegaconf import DictConfig
 
 # The repository's configs/ folder (this file is src/repro/config.py).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-CHECKED_GROUPS = ("data", "fusion", "backbone", "trainer", "logger", "callbacks", "debug", "experiment",
-                  "hparams_search", "search")
+CHECKED_GROUPS = ("data", "fusion", "backbone", "optimizer", "scheduler", "trainer", "logger", "callbacks", "debug",
+                  "experiment", "hparams_search", "search")
 DEFAULTS = {"data": "avdigits", "fusion": "msaf"}
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SWEEP_FUNCTION = re.compile(r"^\s*(glob|range|choice|interval|tag|sort|shuffle)\(")

@@ -22,6 +22,10 @@ reads. The network decides the final loss through
 alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
 ``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A non-finite loss stops training with
 one line saying where and what to change.
+
+Optimisation comes from `repro.optimization`: one optimiser (with parameter groups) and Lightning's automatic
+optimisation, or — `optimizer.alternating` — one optimiser per branch stepped in turn on each batch with manual
+optimisation (`training_step` → `_alternating_step`), their schedulers stepped here at each epoch's end.
 """
 
 from __future__ import annotations
@@ -34,9 +38,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from repro.config import ConfigError
 from repro.metrics import build_classification_metrics, build_multilabel_metrics, build_sentiment_metrics
 from repro.metrics.per_label import build_emotion_metrics, build_trait_metrics
 from repro.models.net import FusionNet
+from repro.optimization import (
+    Optimization,
+    branch_loss,
+    build_optimizers,
+    build_schedulers,
+    check_branch_losses,
+    default_adam,
+    unique_names,
+)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -216,6 +230,7 @@ class FusionTask(L.LightningModule):
         metrics: Sequence[str] = ("acc",),
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., object] | None = None,
+        optimization: Optimization | None = None,
         threshold: float | None = None,
         pos_weight: Sequence[float] | torch.Tensor | None = None,
         loss: str | None = None,
@@ -235,8 +250,15 @@ class FusionTask(L.LightningModule):
                   and k not in self.kind.criterion_options + self.kind.metric_options]
         if unused:
             raise ValueError(f"task kind {task!r} does not use {unused} (remove data.{unused[0]})")
-        self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
-        self.scheduler_factory = scheduler
+        if optimization is not None and (optimizer is not None or scheduler is not None):
+            raise ValueError("give FusionTask either optimization or optimizer/scheduler, not both")
+        self.optimization = optimization or Optimization(optimizer=optimizer or default_adam, scheduler=scheduler)
+        if self.optimization.alternating:
+            check_branch_losses(self.optimization.branches, net.modalities)
+        if self.optimization.alternating or self.optimization.param_groups:
+            build_optimizers(net, self.optimization)  # a pattern mistake fails before training starts
+        # alternating optimisers are stepped by `_alternating_step`, their schedulers by `on_train_epoch_end`
+        self.automatic_optimization = not self.optimization.alternating
         missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
         if missing:
             raise ValueError(f"task kind {task!r} needs {missing} (set data.{missing[0]})")
@@ -253,28 +275,88 @@ class FusionTask(L.LightningModule):
     def forward(self, batch):
         return self.net(batch)
 
-    def _step(self, batch, split: str) -> torch.Tensor:
-        out = self.net(batch)
-        label = batch["label"]
-        loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
+    def _check_finite(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], split: str) -> None:
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             raise FloatingPointError(
                 f"{split} loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} ({detail}); "
                 "lower optimizer.lr or check the input data for NaN/inf"
             )
+
+    def _step(self, batch, split: str) -> torch.Tensor:
+        out = self.net(batch)
+        label = batch["label"]
+        loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
+        self._check_finite(loss, parts, split)
+        self._log(split, loss, parts, out.logits, label)
+        return loss
+
+    def _log(self, split: str, loss: torch.Tensor, parts: dict[str, torch.Tensor], logits: torch.Tensor,
+             label: torch.Tensor) -> None:
         batch_size = label.shape[0]
         self.log(f"{split}/loss", loss, prog_bar=split != "test", batch_size=batch_size, sync_dist=split != "train")
         if split == "train" and len(parts) > 1:
             for name, value in parts.items():
                 self.log(f"train/loss_{name}", value, batch_size=batch_size)
         metrics = self.metrics[f"{split}_metrics"]
-        metrics.update(self.kind.preds(out.logits.detach().float()), self.kind.metric_target(label))
+        metrics.update(self.kind.preds(logits.detach().float()), self.kind.metric_target(label))
         self.log_dict(metrics, prog_bar=split == "val", batch_size=batch_size)
-        return loss
 
     def training_step(self, batch, batch_idx):
+        if self.optimization.alternating:
+            return self._alternating_step(batch)
         return self._step(batch, "train")
+
+    def _alternating_step(self, batch) -> torch.Tensor:
+        """Step each branch's optimiser on its own loss, recomputing the forward pass in between (MSAF on NTU
+        RGB+D: the video-branch CE steps optimiser 0, then the skeleton-branch CE steps optimiser 1). Train metrics
+        are those of the first forward pass, the weights this batch started from (as in automatic optimisation)."""
+        label = batch["label"]
+        target = self.kind.target(label)
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        parts, first = {}, None
+        for name, branch, optimizer in zip(unique_names(self.optimization.branches), self.optimization.branches,
+                                           optimizers):
+            out = self.net(batch)
+            first = out if first is None else first
+            loss = branch_loss(self.net, out, branch.loss, target, self.criterion)
+            self._check_finite(loss, {name: loss.detach()}, "train")
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            parts[name] = loss.detach()
+        total = torch.stack(list(parts.values())).sum()
+        self._log("train", total, parts, first.logits, label)
+        if self.optimization.interval == "step":
+            self._step_schedulers(self.global_step // len(optimizers))  # global_step counts every optimiser's steps
+        return total
+
+    def _step_schedulers(self, count: int) -> None:
+        """Step the alternating optimisers' schedulers (every `frequency` epochs or batches); a plateau scheduler
+        reads its monitored metric from what the run has logged (validation ran before an epoch's end)."""
+        if count % self.optimization.frequency:
+            return
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
+        for scheduler in schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(self._monitored())
+            else:
+                scheduler.step()
+
+    def _monitored(self) -> torch.Tensor:
+        monitor = self.optimization.monitor
+        metrics = self.trainer.callback_metrics
+        if not monitor or monitor not in metrics:
+            logged = ", ".join(sorted(metrics)) or "none yet"
+            raise ConfigError(f"scheduler.monitor={monitor!r} is not a logged metric; logged: {logged} "
+                              "(validate every epoch or set scheduler.monitor)")
+        return metrics[monitor]
+
+    def on_train_epoch_end(self) -> None:
+        if self.optimization.alternating and self.optimization.interval == "epoch":
+            self._step_schedulers(self.current_epoch + 1)
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -283,7 +365,10 @@ class FusionTask(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer)}}
+        optimizers = build_optimizers(self.net, self.optimization)
+        schedulers = build_schedulers(optimizers, self.optimization)
+        if self.optimization.alternating:  # stepped by this task: Lightning takes plain lists
+            return (optimizers, schedulers) if schedulers else optimizers
+        if not schedulers:
+            return optimizers[0]
+        return {"optimizer": optimizers[0], "lr_scheduler": self.optimization.lightning_scheduler(schedulers[0])}

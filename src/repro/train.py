@@ -31,6 +31,7 @@ from repro.data.base import DataError
 from repro.data.datamodule import MultimodalDataModule
 from repro.models.init import init_encoders
 from repro.models.net import FusionNet
+from repro.optimization import Optimization, optimization_from_config
 from repro.provenance import is_debug, run_identity
 from repro.results import hardware, versions, write_record
 from repro.task import FusionTask, auto_pos_weight
@@ -118,6 +119,18 @@ def resolve_trait_ranges(cfg: DictConfig, datamodule: MultimodalDataModule | Non
     return torch.stack([labels.min(0).values.round(), labels.max(0).values.round()], dim=1).tolist()
 
 
+def build_optimization(cfg: DictConfig) -> Optimization:
+    """The `optimizer` / `scheduler` groups (`repro.optimization`); alternating optimisers are stepped by the task,
+    so Lightning's own gradient clipping and accumulation cannot apply to them."""
+    optimization = optimization_from_config(cfg.optimizer, cfg.get("scheduler"))
+    if optimization.alternating:
+        for key, off in (("gradient_clip_val", None), ("accumulate_grad_batches", 1)):
+            if cfg.trainer.get(key) not in (None, off, 0):
+                raise ConfigError(f"optimizer.alternating steps its optimisers itself, so Lightning's trainer.{key} "
+                                  f"cannot apply; set trainer.{key}={'null' if off is None else off}")
+    return optimization
+
+
 def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule | None = None) -> FusionTask:
     threshold = cfg.data.get("threshold")
     # options only some task kinds read (e.g. regression's data.loss: l1 | mse); passed only when configured
@@ -132,8 +145,7 @@ def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule
         task=cfg.data.task,
         num_classes=int(cfg.data.num_classes),
         metrics=list(cfg.data.metrics),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        optimization=build_optimization(cfg),
         threshold=None if threshold is None else float(threshold),
         pos_weight=resolve_pos_weight(cfg, datamodule),
         **extra,
