@@ -22,6 +22,15 @@ class GroupFoldReader(Reader):
     name = "synthetic_folds"
     prepare_hint = HINT
     synthetic = True  # this format exists only as a fixture
+    data_format = ("image.npy (N,1,28,28), audio.npy (N,1,112,112) uint8, label.npy (N,), group.npy (N,): "
+                   "SYNTHETIC grouped samples, folds = groups left out")
+    synthetic_mark = "always (the format exists only as a fixture)"
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        from repro.data.fixtures import write_folds
+
+        return write_folds(folder, **options)
 
     def __init__(self, root: str | Path, groups_per_fold: int = 2, val_groups: int = 0, num_classes: int = 4):
         self.root = Path(root)
