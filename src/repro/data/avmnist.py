@@ -55,7 +55,7 @@ class AVMNISTReader(Reader):
     prepare_hint = PREPARE_HINT
     data_format = ("image/{train,test}_data.npy (N,784) [MFAS: images/], audio/{train,test}_data.npy (N,112,112), "
                    "{train,test}_labels.npy (N,): MultiBench's AV-MNIST .npy release")
-    fixture_size_overrides = ("data.reader.val_size=20",)  # the fixture has 80 training samples, not 60,000
+    fixture_run_overrides = ("data.reader.val_size=20",)  # the fixture has 80 training samples, not 60,000
 
     @classmethod
     def write_fixture(cls, folder: Path, **options) -> Path:

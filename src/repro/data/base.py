@@ -128,9 +128,10 @@ class Reader:
     # Overrides every run on this reader's SYNTHETIC fixture needs (tables' SMOKE mode adds them), e.g.
     # `data.check_steps=false` where the fixture's sequences are shorter than the release's.
     fixture_overrides: tuple[str, ...] = ()
-    # The fixture's split sizes where the data config's defaults need the full release (a table's `smoke`
-    # section sets its own; `python -m repro.data fixture` prints them in the command it suggests).
-    fixture_size_overrides: tuple[str, ...] = ()
+    # What else a run on the fixture needs: its split sizes where the data config's defaults need the full release,
+    # a fold where the reader defines folds (a table's `smoke` section sets its own; `python -m repro.data fixture`
+    # prints them in the commands it suggests).
+    fixture_run_overrides: tuple[str, ...] = ()
 
     @classmethod
     def write_fixture(cls, folder: Path, **options) -> Path:

@@ -172,7 +172,7 @@ class MMIMDBReader(Reader):
                    "genres (N,23) multi-hot, imdb_ids; splits by index range")
     synthetic_mark = "the hdf5 root attribute synthetic=1"
     # the fixture's 24/8/8 rows (repro.data.fixtures.MMIMDB_FIXTURE_SIZES, mmimdb_split_overrides)
-    fixture_size_overrides = ("data.reader.train_end=24", "data.reader.val_end=32", "data.reader.test_end=40")
+    fixture_run_overrides = ("data.reader.train_end=24", "data.reader.val_end=32", "data.reader.test_end=40")
 
     @classmethod
     def write_fixture(cls, folder: Path, **options) -> Path:

@@ -53,7 +53,7 @@ class Dataset:
     @property
     def train_overrides(self) -> tuple[str, ...]:
         """Everything `python train.py data=<name>` needs besides the folder to read the fixture."""
-        return (*self.reader.fixture_overrides, *self.reader.fixture_size_overrides)
+        return (*self.reader.fixture_overrides, *self.reader.fixture_run_overrides)
 
     def fixture_folder(self, data_dir: Path) -> Path:
         """Where the fixture goes under a `paths.data_dir`."""

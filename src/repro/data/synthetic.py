@@ -25,6 +25,7 @@ class GroupFoldReader(Reader):
     data_format = ("image.npy (N,1,28,28), audio.npy (N,1,112,112) uint8, label.npy (N,), group.npy (N,): "
                    "SYNTHETIC grouped samples, folds = groups left out")
     synthetic_mark = "always (the format exists only as a fixture)"
+    fixture_run_overrides = ("fold=0",)  # a run trains on one fold
 
     @classmethod
     def write_fixture(cls, folder: Path, **options) -> Path:
