@@ -15,7 +15,7 @@ import numpy as np
 
 from repro.data.base import ArrayDataset, DataError, Reader, Scaling, check_labels, load_npy
 
-HINT = "write it with repro.data.fixtures.write_folds(<root>) (synthetic test data)"
+HINT = "write it with `python -m repro.data fixture data=synthetic_folds out=<root>` (SYNTHETIC test data)"
 
 
 class GroupFoldReader(Reader):
