@@ -133,47 +133,34 @@ class RowPlan:
 
 
 def _write_pom_fixture(root: Path) -> None:
-    """SYNTHETIC POM: SDK-layout .csd files, then scripts/prepare_cmu.py's alignment into pom_data.pkl."""
-    from repro.data.cmu_align import prepare
-    from repro.data.fixtures_csd import write_cmu_fixture
+    """The SYNTHETIC POM fixture under `root/pom` (the old name; tests/spine/test_cmu_pairs.py imports it)."""
+    from repro.data.registry import write_fixture
 
-    fixture = write_cmu_fixture(root / "pom_csd", "pom", n_videos=(8, 4, 4))
-    prepare("pom", fixture.csd_dir, root / "pom", folds_path=fixture.folds_path, progress=False)
+    write_fixture("pom", root)
 
 
 def smoke_fixture(table: DictConfig) -> str:
-    return str((table.get("smoke") or {}).get("fixture", "avmnist"))
+    from repro.data.registry import DEFAULT_SMOKE_DATASET
+
+    return str((table.get("smoke") or {}).get("fixture", DEFAULT_SMOKE_DATASET))
 
 
 def write_smoke_fixture(table: DictConfig, out_root: Path) -> None:
-    """Write the SYNTHETIC fixture the smoke run reads (under `<out>/smoke_data`)."""
-    from repro.data import fixtures, fixtures_cmu
-    from repro.data.fixtures_paired import write_paired_mult_pickles
+    """Write the SYNTHETIC fixture the smoke run reads (under `<out>/smoke_data`): the dataset registry's writer."""
+    from repro.data.registry import DATASETS, write_fixture
 
     fixture = smoke_fixture(table)
-    root = out_root / "smoke_data"
-    writers = {"avmnist": lambda: fixtures.write_avmnist(root / "avmnist"),
-               "synthetic_folds": lambda: fixtures.write_folds(root / "synthetic_folds"),
-               "mmimdb": lambda: fixtures.write_mmimdb_hdf5(root / "mmimdb"),
-               "mosei_msaf": lambda: fixtures_cmu.write_msaf_mosei(root / "mosei_msaf")}
-    writers["pom"] = lambda: _write_pom_fixture(root)
-    for dataset in ("mosi", "mosei", "iemocap"):  # MulT's aligned and unaligned pickles
-        writers[dataset] = lambda d=dataset: fixtures_cmu.write_mult_pickle(root=root / d, dataset=d)
-        # unaligned: both pickles of the same segments (aligned word vectors = means of their frames), so the
-        # alignment analyses (MICA T6) have their ground truth
-        writers[f"{dataset}_unaligned"] = lambda d=dataset: write_paired_mult_pickles(root / d, dataset=d,
-                                                                                       n=(16, 8, 8))
-    if fixture not in writers:
-        raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(writers)}")
-    writers[fixture]()
+    if fixture not in DATASETS:
+        raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(DATASETS)}")
+    write_fixture(fixture, out_root / "smoke_data")
 
 
 def smoke_overrides(table: DictConfig, out_root: Path) -> list[str]:
     """The overrides that point a smoke run at its fixture (no side effects: `render` needs them too)."""
-    fixture = smoke_fixture(table)
-    # the CMU fixtures are shorter than the real data (data.modalities): check their feature sizes only
-    short = fixture in ("pom", "mosei_msaf") or fixture.startswith(("mosi", "mosei", "iemocap"))
-    return [f"paths.data_dir={out_root / 'smoke_data'}", *(["data.check_steps=false"] if short else []),
+    from repro.data.registry import DATASETS
+
+    entry = DATASETS.get(smoke_fixture(table))
+    return [f"paths.data_dir={out_root / 'smoke_data'}", *(entry.fixture_overrides if entry else ()),
             *(table.get("smoke") or {}).get("overrides", [])]
 
 

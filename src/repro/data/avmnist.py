@@ -53,6 +53,15 @@ class AVMNISTReader(Reader):
 
     name = "avmnist"
     prepare_hint = PREPARE_HINT
+    data_format = ("image/{train,test}_data.npy (N,784) [MFAS: images/], audio/{train,test}_data.npy (N,112,112), "
+                   "{train,test}_labels.npy (N,): MultiBench's AV-MNIST .npy release")
+    fixture_run_overrides = ("data.reader.val_size=20",)  # the fixture has 80 training samples, not 60,000
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        from repro.data.fixtures import write_avmnist
+
+        return write_avmnist(folder, **options)
 
     def __init__(
         self,
@@ -136,6 +145,19 @@ class AVDigitsReader(Reader):
 
     name = "avdigits"
     prepare_hint = "reinstall the package or rebuild with `python scripts/make_avdigits.py`"
+    data_format = ("avdigits.npz (PCA image coefficients, mu-law utterances and noise, per-sample mixing) + "
+                   "manifest.json (sha256 of each file): scripts/make_avdigits.py's folder; null = the embedded set")
+    synthetic_mark = "a SYNTHETIC.txt file in data.reader.data_dir (the embedded set is real data)"
+    path_key = "data.reader.data_dir"
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        """A tiny SYNTHETIC variant in make_avdigits.py's format. The embedded set itself needs no fixture (it
+        ships with the package); this one lets a user try the path of a locally built variant (`avdigits_full`,
+        19 MB to build) and checks the folder-reading code without the sources."""
+        from repro.data.fixtures import write_avdigits
+
+        return write_avdigits(folder, **options)
 
     def __init__(self, scaling: str = "multibench", cache_dir: str | Path | None = None,
                  data_dir: str | Path | None = None):
@@ -148,7 +170,11 @@ class AVDigitsReader(Reader):
         from repro.data.avdigits import load_avdigits
 
         self.check_fold(fold)
-        splits = load_avdigits(cache_dir=self.cache_dir, data_dir=self.data_dir)
+        try:
+            splits = load_avdigits(cache_dir=self.cache_dir, data_dir=self.data_dir)
+        except (FileNotFoundError, ValueError) as err:  # load_avdigits' one-line messages: a user error here
+            raise DataError(str(err)) from None
+        self.synthetic = self.data_dir is not None and has_synthetic_mark(Path(self.data_dir))
         out = {}
         for split in ("train", "val", "test"):
             s = splits[split]

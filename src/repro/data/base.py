@@ -121,6 +121,26 @@ class Reader:
     prepare_hint: str = "see the README section 'Datasets'"
     synthetic: bool = False
 
+    # What the dataset registry (`repro.data.registry`) and `python -m repro.data` tell a user about the format.
+    data_format: str = ""  # the on-disk layout, one line
+    synthetic_mark: str = "a SYNTHETIC.txt file in the dataset folder"  # how `load` sets `synthetic`
+    path_key: str = "data.reader.root"  # the config key that points the reader at its folder
+    # Overrides every run on this reader's SYNTHETIC fixture needs (tables' SMOKE mode adds them), e.g.
+    # `data.check_steps=false` where the fixture's sequences are shorter than the release's.
+    fixture_overrides: tuple[str, ...] = ()
+    # What else a run on the fixture needs: its split sizes where the data config's defaults need the full release,
+    # a fold where the reader defines folds (a table's `smoke` section sets its own; `python -m repro.data fixture`
+    # prints them in the commands it suggests).
+    fixture_run_overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        """Write this format's SYNTHETIC fixture into `folder` (the folder `path_key` names); returns it.
+
+        `options` are the reader arguments that select a variant of the format (e.g. MulT's dataset / aligned).
+        """
+        raise NotImplementedError(f"{cls.__name__} declares no SYNTHETIC fixture writer")
+
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -340,6 +340,24 @@ class MulTPickleReader(_PickleReader):
     """Reads MulT's ``<root>/{mosi,mosei_senti,iemocap}_data[_noalign].pkl`` (fixed splits, no folds)."""
 
     prepare_hint = MULT_HINT
+    data_format = ("MulT's {mosi,mosei_senti,iemocap}_data[_noalign].pkl: {train,valid,test: {text, audio, vision "
+                   "(N,T,D) float32, labels, id}}")
+    synthetic_mark = "a top-level 'SYNTHETIC' key in the pickle"
+    # the SYNTHETIC fixture's sequences are shorter than the release's: check the feature sizes only
+    fixture_overrides = ("data.check_steps=false",)
+
+    @classmethod
+    def write_fixture(cls, folder: Path, dataset: str = "mosi", aligned: bool = True, **options) -> Path:
+        """Aligned: one MulT pickle. Unaligned: both pickles of the same segments (the aligned word vectors are
+        means of their frames), so the alignment analyses (MICA T6) have their ground truth."""
+        from repro.data.fixtures_cmu import write_mult_pickle
+        from repro.data.fixtures_paired import write_paired_mult_pickles
+
+        if aligned:
+            write_mult_pickle(root=folder, dataset=dataset, **options)
+        else:
+            write_paired_mult_pickles(folder, dataset=dataset, **({"n": (16, 8, 8)} | options))
+        return Path(folder)
 
     def __init__(
         self,

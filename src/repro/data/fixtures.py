@@ -49,6 +49,56 @@ def write_avmnist(
     return root
 
 
+def write_avdigits(root: str | Path, sizes: tuple[int, int, int] = (40, 10, 20), seed: int = 0,
+                   num_classes: int = 10) -> Path:
+    """Write a tiny SYNTHETIC AV-Digits variant in `scripts/make_avdigits.py`'s folder format. Returns `root`.
+
+    ``avdigits.npz`` holds the same ingredients as the real build (`repro.data.avdigits`): a PCA basis and
+    per-image coefficients (a class-dependent direction + noise), mu-law "utterances" (one tone per digit, its pitch
+    set by the digit) and one noise clip, per-sample mixing (offset, SNR, shift); ``manifest.json`` lists its sha256.
+    `load_avdigits(data_dir=root)` derives (N, 784) images and (N, 112, 112) spectrograms from them as it does for
+    the real set. No MNIST digit or recorded voice is in it.
+    """
+    from repro.data import avdigits as av
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    k = num_classes
+    t = np.arange(av.CLIP_LEN // 2) / av.SAMPLE_RATE  # half-second tones
+    tones = [0.5 * np.sin(2 * np.pi * (300 + 150 * d) * t) * np.hanning(len(t)) for d in range(k)]
+    noise = rng.normal(0, 0.3, 2 * av.CLIP_LEN)
+    z: dict[str, np.ndarray] = {
+        "pca_mean": np.full(784, 0.2, dtype=np.float32),
+        "pca_components": rng.normal(0, 0.05, (k, 784)).astype(np.float32),
+        "mulaw_table": av.mulaw_table(),
+        "utt_data": np.concatenate([av.mulaw_encode(x) for x in tones]),
+        "utt_offsets": np.arange(k + 1, dtype=np.int64) * len(t),
+        "utt_voice": np.zeros(k, dtype=np.int64),
+        "voice_names": np.array(["synthetic-tone"]),
+        "noise_data": av.mulaw_encode(noise),
+        "noise_offsets": np.array([0, len(noise)], dtype=np.int64),
+    }
+    for split, n in zip(av.SPLITS, sizes):
+        labels = np.arange(n) % k
+        rng.shuffle(labels)
+        z[f"{split}_label"] = labels.astype(np.int64)
+        z[f"{split}_coef"] = (3.0 * np.eye(k)[labels] + rng.normal(0, 0.5, (n, k))).astype(np.float32)
+        z[f"{split}_utt"] = labels.astype(np.int64)  # utterance d is digit d's tone
+        z[f"{split}_noise"] = np.zeros(n, dtype=np.int64)
+        z[f"{split}_noise_offset"] = rng.integers(0, av.CLIP_LEN, n)
+        z[f"{split}_snr_db"] = rng.uniform(3, 15, n).astype(np.float32)
+        z[f"{split}_shift"] = rng.integers(0, av.CLIP_LEN - len(t), n)
+    np.savez_compressed(root / av.DATA_FILE, **z)
+    path = root / av.DATA_FILE
+    manifest = {"name": "AV-Digits (SYNTHETIC)", "note": SYNTHETIC_NOTE,
+                "sizes": dict(zip(av.SPLITS, sizes)),
+                "files": {av.DATA_FILE: {"sha256": av.sha256_file(path), "bytes": path.stat().st_size}}}
+    (root / av.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+    (root / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
+    return root
+
+
 def write_folds(root: str | Path, n_groups: int = 6, per_group: int = 12, num_classes: int = 4, seed: int = 0) -> Path:
     """Write the SYNTHETIC grouped dataset read by `repro.data.synthetic.GroupFoldReader`.
 

@@ -165,3 +165,18 @@ def write_cmu_fixture(root: str | Path, dataset: str = "mosi", n_videos: tuple[i
 def _segment_words(tokens: list[str], spans: np.ndarray, seg_iv: np.ndarray) -> list[list[str]]:
     mid = spans.mean(axis=1)
     return [[w for w, m in zip(tokens, mid) if s <= m < e and w != "sp"] for s, e in seg_iv]
+
+
+def write_pom(folder: str | Path, n_videos: tuple[int, int, int] = (8, 4, 4)) -> Path:
+    """SYNTHETIC ``<folder>/pom_data.pkl``: SDK-layout .csd files (in a temporary folder) aligned into the pickle by
+    scripts/prepare_cmu.py's code, as a real POM folder is built. Returns `folder`."""
+    import tempfile
+
+    from repro.data.cmu_align import prepare
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="pom_csd_") as sources:
+        fixture = write_cmu_fixture(sources, "pom", n_videos=n_videos)
+        prepare("pom", fixture.csd_dir, folder, folds_path=fixture.folds_path, progress=False)
+    (folder / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
+    return folder

@@ -168,6 +168,17 @@ class MMIMDBReader(Reader):
 
     name = "mmimdb"
     prepare_hint = DOWNLOAD_HINT
+    data_format = ("multimodal_imdb.hdf5 (Arevalo): features (N,300), images (N,3,256,160), vgg_features (N,4096), "
+                   "genres (N,23) multi-hot, imdb_ids; splits by index range")
+    synthetic_mark = "the hdf5 root attribute synthetic=1"
+    # the fixture's 24/8/8 rows (repro.data.fixtures.MMIMDB_FIXTURE_SIZES, mmimdb_split_overrides)
+    fixture_run_overrides = ("data.reader.train_end=24", "data.reader.val_end=32", "data.reader.test_end=40")
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        from repro.data.fixtures import write_mmimdb_hdf5
+
+        return write_mmimdb_hdf5(folder, **options)
 
     def __init__(
         self,

@@ -104,6 +104,17 @@ class POMReader(Reader):
 
     num_folds = 0
     prepare_hint = POM_HINT
+    data_format = ("pom_data.pkl (scripts/prepare_cmu.py, MulT layout): {train,valid,test: {text, audio, vision "
+                   "(N,T,D), labels (N,1,18) traits, id}}, label_names")
+    synthetic_mark = "a top-level 'SYNTHETIC' key in the pickle"
+    # as for the other CMU fixtures, whose sequences are shorter than the release's (tables' SMOKE runs read it so)
+    fixture_overrides = ("data.check_steps=false",)
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        from repro.data.fixtures_csd import write_pom
+
+        return write_pom(folder, **options)
 
     def __init__(self, root: str | Path, filename: str = "pom_data.pkl", traits: Sequence[str] = TABLE3_TRAITS,
                  label_columns: Sequence[str] | None = None):

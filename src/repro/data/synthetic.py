@@ -15,13 +15,23 @@ import numpy as np
 
 from repro.data.base import ArrayDataset, DataError, Reader, Scaling, check_labels, load_npy
 
-HINT = "write it with repro.data.fixtures.write_folds(<root>) (synthetic test data)"
+HINT = "write it with `python -m repro.data fixture data=synthetic_folds out=<root>` (SYNTHETIC test data)"
 
 
 class GroupFoldReader(Reader):
     name = "synthetic_folds"
     prepare_hint = HINT
     synthetic = True  # this format exists only as a fixture
+    data_format = ("image.npy (N,1,28,28), audio.npy (N,1,112,112) uint8, label.npy (N,), group.npy (N,): "
+                   "SYNTHETIC grouped samples, folds = groups left out")
+    synthetic_mark = "always (the format exists only as a fixture)"
+    fixture_run_overrides = ("fold=0",)  # a run trains on one fold
+
+    @classmethod
+    def write_fixture(cls, folder: Path, **options) -> Path:
+        from repro.data.fixtures import write_folds
+
+        return write_folds(folder, **options)
 
     def __init__(self, root: str | Path, groups_per_fold: int = 2, val_groups: int = 0, num_classes: int = 4):
         self.root = Path(root)
