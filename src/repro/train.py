@@ -69,17 +69,7 @@ def network_name(net: FusionNet) -> str:
 
 
 def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
-    reader = instantiate(cfg.data.reader)
-    return MultimodalDataModule(
-        reader,
-        fold=cfg.fold,
-        batch_size=int(cfg.data.batch_size),
-        num_workers=int(cfg.data.num_workers),
-        val_split="test" if cfg.protocol.select_on == "test" else "val",
-        expected_shapes=cfg.data.get("modalities"),
-        check_steps=bool(cfg.data.get("check_steps", True)),
-        transforms=cfg.data.get("transforms"),
-    )
+    return MultimodalDataModule.from_config(cfg, fold=cfg.fold)
 
 
 def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None) -> list[float] | None:

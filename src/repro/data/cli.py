@@ -25,6 +25,7 @@ import numpy as np
 
 from repro.data import registry
 from repro.data.base import DataError, has_synthetic_mark
+from repro.data.datamodule import MultimodalDataModule
 
 USAGE = ("usage: python -m repro.data check data=<name> [paths.data_dir=<dir>] [overrides] | "
          "python -m repro.data fixture data=<name> out=<dir>")
@@ -67,24 +68,6 @@ def _compose(overrides: list[str]):
         raise UsageError(f"cannot compose {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
 
 
-def build_datamodule(cfg, fold: int | None):
-    """The reader and datamodule as `repro.train.build_datamodule` builds them (the data layer cannot import train)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    from repro.data.datamodule import MultimodalDataModule
-
-    try:
-        reader = instantiate(cfg.data.reader)
-    except InstantiationException as err:  # a reader's argument check raised DataError: show its one line
-        if isinstance(err.__cause__, DataError):
-            raise err.__cause__ from None
-        raise
-    return MultimodalDataModule(reader, fold=fold, batch_size=int(cfg.data.batch_size),
-                                expected_shapes=cfg.data.get("modalities"),
-                                check_steps=bool(cfg.data.get("check_steps", True)))
-
-
 def label_histogram(labels) -> dict:
     """Class counts (integer labels; per column for several labels per sample), positives per class (multi-hot),
     or an equal-width histogram of real values (regression targets, all columns together)."""
@@ -120,7 +103,7 @@ def split_summary(dataset) -> dict:
 def check(args: list[str]) -> dict:
     entry = _dataset(args)
     cfg = _compose(args)
-    datamodule = build_datamodule(cfg, cfg.fold)
+    datamodule = MultimodalDataModule.from_config(cfg, cfg.fold)
     reader = datamodule.reader
     folds = None
     if reader.num_folds > 0:

@@ -19,6 +19,30 @@ from repro.data.transforms import TransformedDataset, TransformError, fit_pipeli
 
 
 class MultimodalDataModule(L.LightningDataModule):
+    @classmethod
+    def from_config(cls, cfg, fold: int | None = None) -> MultimodalDataModule:
+        """The reader and datamodule of a composed `train` config (`train.py`, `python -m repro.data check`): a
+        reader's own argument check (DataError) comes out as its one line, not wrapped by Hydra."""
+        from hydra.errors import InstantiationException
+        from hydra.utils import instantiate
+
+        try:
+            reader = instantiate(cfg.data.reader)
+        except InstantiationException as err:
+            if isinstance(err.__cause__, DataError):
+                raise err.__cause__ from None
+            raise
+        return cls(
+            reader,
+            fold=fold,
+            batch_size=int(cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+            val_split="test" if cfg.protocol.select_on == "test" else "val",
+            expected_shapes=cfg.data.get("modalities"),
+            check_steps=bool(cfg.data.get("check_steps", True)),
+            transforms=cfg.data.get("transforms"),
+        )
+
     def __init__(
         self,
         reader: Reader,
