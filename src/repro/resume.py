@@ -9,7 +9,7 @@ A run stopped by SIGTERM, SIGKILL or a lost machine continues from that checkpoi
 - `AtomicCheckpointIO` (the trainer's checkpoint plugin) writes every checkpoint to a temporary file in its folder and
   renames it into place, so a kill mid-write leaves the previous `last.ckpt` whole;
 - `RandomStateCheckpoint` (a callback) keeps the global random generators' states in each checkpoint and puts them back
-  when the resumed fit starts its first epoch, so shuffling and dropout continue the same streams: with
+  when the resumed fit restores the checkpoint, so shuffling and dropout continue the same streams: with
   `deterministic=true` (and `data.num_workers=0`: persistent workers are re-seeded) the resumed run ends with the same
   test metrics as the uninterrupted one;
 - `plan_resume` turns `resume=<dir>` into the run's own saved overrides after checking the folder (one-line errors),
@@ -89,12 +89,13 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
 
 
 class RandomStateCheckpoint(Callback):
-    """The torch / numpy / Python random states in every checkpoint, restored at the first epoch a resumed fit runs:
-    that is where the uninterrupted run had them (nothing draws random numbers between an epoch's checkpoint and the
-    next epoch's start), so the next epoch's shuffle and dropout masks are the ones it would have drawn."""
+    """The torch / numpy / Python random states in every checkpoint, put back when a resumed fit restores its callbacks.
 
-    def __init__(self) -> None:
-        self._pending: dict | None = None
+    The state is taken when the epoch's checkpoint is written and nothing draws random numbers between then and the
+    next epoch's first draw (its train DataLoader iterator: the shuffle and the workers' base seed), in the
+    uninterrupted run as in the resumed one (Lightning 2.6 creates the resumed epoch's iterator before any epoch hook,
+    so the states are set at restore time); dropout then continues the same stream too.
+    """
 
     def state_dict(self) -> dict[str, Any]:
         states = _collect_rng_states(include_cuda=torch.cuda.is_available())
@@ -105,19 +106,13 @@ class RandomStateCheckpoint(Callback):
         return {"rng": states}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("rng")
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if self._pending is None:
-            return
-        states = dict(self._pending)
+        states = dict(state_dict["rng"])
         numpy_state = states["numpy"]
         states["numpy"] = (numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
                            numpy_state["has_gauss"], numpy_state["cached_gaussian"])
         if not torch.cuda.is_available() or len(states.get("torch.cuda", [])) != torch.cuda.device_count():
             states.pop("torch.cuda", None)  # saved on other devices: their generators cannot be matched
         _set_rng_states(states)
-        self._pending = None
 
 
 @dataclass
