@@ -250,3 +250,49 @@ def test_killed_train_py_resumes_to_the_same_test_metrics(sig, tmp_path, learnab
     assert saved == [*SETUP, f"paths.data_dir={learnable_dir}", KILL_POINT]  # the resume kept the run's own config
     again = run_train([sys.executable, str(REPO_ROOT / "train.py"), f"resume={run_dir}"])
     assert "is already completed" in again.stdout and read_record(run_dir / "results.json") == after
+
+
+# -- tables: a stopped repeat is resumed, not restarted; one stopped with other settings is kept aside -------------
+def stopped_repeat(run_dir: Path, hydra_overrides: list[str], status: str | None) -> None:
+    """A table repeat as a stopped train.py leaves it: Hydra's saved overrides, a last.ckpt, maybe a record."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(hydra_overrides), run_dir / ".hydra" / "overrides.yaml")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint")
+    if status:
+        write_record(run_dir, {"status": status, "metrics": {}})
+
+
+def test_table_resumes_a_stopped_repeat_instead_of_restarting_it(tmp_path, monkeypatch):
+    from repro import tables
+
+    table = tables.load_table("mfas_t2")
+    extra = tables.run_extra(table, True, tmp_path)
+    [plan] = tables.plan_rows(table, True, tmp_path, ["lenet-3-image"])
+    runs = plan.directory
+
+    def saved_overrides(rep: dict, *more: str) -> list[str]:  # what Hydra's multirun job saves: no hydra.* keys
+        cmd = tables.train_command(table, plan, [rep], [*extra, *more], None)
+        return [a for a in cmd[3:] if not a.startswith("hydra.")]
+
+    stopped_repeat(runs / "seed_0", saved_overrides({"seed": 0}), status="running")  # SIGKILLed: no clean-up
+    stopped_repeat(runs / "seed_1", saved_overrides({"seed": 1}), status=None)  # killed before its first record
+    stopped_repeat(runs / "seed_2", saved_overrides({"seed": 2}, "trainer.max_epochs=7"), status="interrupted")
+    [plan] = tables.plan_rows(table, True, tmp_path, ["lenet-3-image"])
+    assert plan.resume == [{"seed": 0}, {"seed": 1}]
+    assert plan.missing == [{"seed": 0}, {"seed": 1}, {"seed": 2}]
+    assert plan.stale == [(runs / "seed_2", "stopped run made with [trainer.max_epochs=7] where the row now has "
+                                            "[trainer.max_epochs=1]")]
+
+    launched = []
+
+    def fake_run(cmd, **kwargs):
+        launched.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(tables.subprocess, "run", fake_run)
+    assert tables.launch(table, plan, extra, None, None)
+    train_py = str(REPO_ROOT / "train.py")
+    assert launched[:2] == [[sys.executable, train_py, f"resume={runs / 'seed_0'}"],
+                            [sys.executable, train_py, f"resume={runs / 'seed_1'}"]]
+    assert len(launched) == 3 and "seed=2" in launched[2] and "-m" in launched[2]  # the stale one starts anew
