@@ -4,8 +4,9 @@ A table is `configs/table/<name>.yaml`: title, the paper it reproduces, the data
 and/or folds), common overrides, the columns (a metric of the results record), and rows (label,
 overrides, the paper's numbers). `run` launches the missing runs of every row as one Hydra multirun per
 row (`python train.py -m ...`, any launcher), skipping repeats whose completed `results.json` exists — so
-an interrupted table resumes — then renders. `render` aggregates the records (mean ± standard error, n)
-and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
+an interrupted table resumes; a repeat stopped after an epoch continues from its `last.ckpt` (`train.py resume=`,
+`repro.resume`) when it was started with the row's current overrides — then renders. `render` aggregates the
+records (mean ± standard error, n) and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
 
 Rows marked `external: true` are numbers a paper copied from elsewhere; rows with `pending: <reason>`
 are ours but not runnable yet (the reason is printed); both show the paper's number only.
