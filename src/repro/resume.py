@@ -124,6 +124,7 @@ class ResumePlan:
     record: dict | None
     epochs_done: int | None = None  # epochs the last checkpoint completed (None: not read, e.g. a completed run)
     global_step: int | None = None
+    relaunched: bool = False  # the command line is already `hydra_argv()` (another DDP rank)
 
     @property
     def checkpoint(self) -> Path:
@@ -162,11 +163,19 @@ def plan_resume(argv: list[str]) -> ResumePlan | None:
     value = resume_argument(argv)
     if value is None or value in ("null", "None", ""):
         return None
-    others = [a for a in argv if not a.lstrip("+").startswith(f"{RESUME_KEY}=")]
-    if others:
+    others = [a for a in argv if not a.lstrip("+").startswith((f"{RESUME_KEY}=", "hydra."))]
+    # Lightning's DDP launcher starts the other ranks with the command line `hydra_argv` made: the saved overrides
+    if others and others != saved_overrides(Path(value).expanduser()):
         raise ConfigError(f"resume= continues a run with its saved config and takes no other arguments (got "
                           f"{' '.join(others)}); to change settings start a new run")
-    return load_plan(value)
+    plan = load_plan(value)
+    plan.relaunched = bool(others)
+    return plan
+
+
+def saved_overrides(run_dir: Path) -> list[str] | None:
+    path = run_dir / SAVED_OVERRIDES
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else None
 
 
 def load_plan(value: str | Path) -> ResumePlan:
@@ -178,8 +187,11 @@ def load_plan(value: str | Path) -> ResumePlan:
         if not (run_dir / saved).is_file():
             raise ConfigError(f"{run_dir / saved} not found: resume= needs a run directory written by train.py "
                               "(Hydra saves the run's config there); start the run anew instead")
-    overrides = [str(o) for o in OmegaConf.load(run_dir / SAVED_OVERRIDES)]
-    record = read_record(run_dir / FILENAME) if (run_dir / FILENAME).is_file() else None
+    overrides = saved_overrides(run_dir)
+    try:
+        record = read_record(run_dir / FILENAME) if (run_dir / FILENAME).is_file() else None
+    except ValueError as err:  # one line naming the file and the fix
+        raise ConfigError(str(err)) from None
     plan = ResumePlan(run_dir, overrides, record)
     if plan.completed:
         return plan

@@ -339,7 +339,7 @@ def main() -> None:
     if resume is not None and resume.completed:
         print(completed_message(resume))
         return
-    if resume is not None:
+    if resume is not None and not resume.relaunched:
         sys.argv[1:] = resume.hydra_argv()
     hydra_main()
 

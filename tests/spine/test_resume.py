@@ -89,6 +89,21 @@ def test_resume_errors_are_one_line_with_the_fix(tmp_path, monkeypatch, capsys):
     assert code == 2 and "takes no other arguments (got trainer.max_epochs=9)" in err and "\n" not in err
 
 
+def test_other_ddp_ranks_relaunched_with_the_saved_overrides_are_accepted(tmp_path):
+    from repro.resume import plan_resume
+
+    run_dir = fake_run_dir(tmp_path / "stopped", status="interrupted")
+    (run_dir / "checkpoints").mkdir()
+    torch.save({"epoch": 1, "global_step": 8}, run_dir / "checkpoints" / "last.ckpt")
+    first = plan_resume([f"resume={run_dir}"])
+    assert (first.relaunched, first.epochs_done, first.global_step) == (False, 2, 8)
+    assert first.hydra_argv() == ["data=avmnist", "fusion=concat", f"resume={run_dir}", f"hydra.run.dir={run_dir}",
+                                  "hydra.output_subdir=null"]
+    # Lightning's DDP launcher re-runs that command line for rank 1, with its own hydra.* settings appended
+    rank1 = plan_resume([*first.hydra_argv(), f'hydra.run.dir="{run_dir}"', "hydra.job.name=train_ddp_process_1"])
+    assert rank1.relaunched and rank1.overrides == first.overrides
+
+
 def test_resuming_a_completed_run_says_so_and_trains_nothing(tmp_path, monkeypatch, capsys):
     run_dir = fake_run_dir(tmp_path / "done", status="completed")
     before = (run_dir / "results.json").read_text()
