@@ -311,3 +311,22 @@ def test_table_resumes_a_stopped_repeat_instead_of_restarting_it(tmp_path, monke
     assert launched[:2] == [[sys.executable, train_py, f"resume={runs / 'seed_0'}"],
                             [sys.executable, train_py, f"resume={runs / 'seed_1'}"]]
     assert len(launched) == 3 and "seed=2" in launched[2] and "-m" in launched[2]  # the stale one starts anew
+
+
+@pytest.mark.slow
+def test_smoke_table_resumes_a_killed_repeat_end_to_end(tmp_path):
+    cmd = [sys.executable, "-m", "repro.tables", "run", "mfas_t2", "--smoke", "--rows", "lenet-3-image",
+           "--out", str(tmp_path)]
+    first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    seed_1 = tmp_path / "tables" / "mfas_t2-smoke" / "runs" / "lenet-3-image" / "seed_1"
+    done = read_record(seed_1 / "results.json")
+    write_record(seed_1, {**done, "status": "running"})  # what a SIGKILL leaves: the record of a run not finished
+    second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 runs to do, 1 of them resumed from their checkpoints/last.ckpt" in second.stdout
+    after = read_record(seed_1 / "results.json")
+    assert after["status"] == "completed" and after["resumed"][0]["previous_status"] == "running"
+    assert (after["run_id"], after["identity"]) == (done["run_id"], done["identity"])
+    assert after["metrics"]["test"] == done["metrics"]["test"]  # the checkpoint's epoch was its last: same test
+    assert "| 3 |" in second.stdout  # all three repeats counted
