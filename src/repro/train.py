@@ -221,7 +221,8 @@ def run(cfg: DictConfig) -> float | None:
             print(completed_message(resume))
             return optimized_metric(cfg, resume.record)
         cfg = resume.saved_config()
-        print(f"[repro] resuming {resume.run_dir} after epoch {resume.epochs_done} ({resume.checkpoint.name})")
+        if rank_zero_only.rank == 0:
+            print(f"[repro] resuming {resume.run_dir} after epoch {resume.epochs_done} ({resume.checkpoint.name})")
     choices = hydra_choices()
     if choices:
         check_pair(choices["data"], choices["fusion"])
