@@ -5,7 +5,8 @@ Schema (DESIGN.md, "Results record"): `schema`, `run_id`, `status` (completed | 
 (`test`, `val`, `best_epoch`), `params` (total, trainable, fusion), `flops` (forward per sample),
 `peak_memory`, `wall_time_s`, `hardware`, `versions` (with `git_commit`, `git_dirty`), `config` (resolved),
 `synthetic` (the reader read SYNTHETIC fixture data), `debug` and `identity` (`repro.provenance`: what a table
-compares before it counts the record). Tables are computed from these records only.
+compares before it counts the record), and `resumed` for a run continued with `train.py resume=` (each resume: after
+which epoch, from which checkpoint; `repro.resume`). Tables are computed from these records only.
 """
 
 from __future__ import annotations

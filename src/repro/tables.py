@@ -4,8 +4,9 @@ A table is `configs/table/<name>.yaml`: title, the paper it reproduces, the data
 and/or folds), common overrides, the columns (a metric of the results record), and rows (label,
 overrides, the paper's numbers). `run` launches the missing runs of every row as one Hydra multirun per
 row (`python train.py -m ...`, any launcher), skipping repeats whose completed `results.json` exists — so
-an interrupted table resumes — then renders. `render` aggregates the records (mean ± standard error, n)
-and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
+an interrupted table resumes; a repeat stopped after an epoch continues from its `last.ckpt` (`train.py resume=`,
+`repro.resume`) when it was started with the row's current overrides — then renders. `render` aggregates the
+records (mean ± standard error, n) and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
 
 Rows marked `external: true` are numbers a paper copied from elsewhere; rows with `pending: <reason>`
 are ours but not runnable yet (the reason is printed); both show the paper's number only.
@@ -130,6 +131,7 @@ class RowPlan:
     overrides: list[str]
     kind: str = "train"
     stale: list[tuple[Path, str]] = field(default_factory=list)  # completed runs that no longer count, and why
+    resume: list[dict] = field(default_factory=list)  # of `missing`: stopped runs to continue from their last.ckpt
 
 
 def _write_pom_fixture(root: Path) -> None:
@@ -230,20 +232,40 @@ def expected_identity(table: DictConfig, row_label: str, rep: dict, smoke: bool 
 
 
 def record_problem(run_dir: Path, kind: str, expected: list[str] | None) -> tuple[str, str | None]:
-    """("done" | "missing" | "stale", why): a completed record counts only when it is not a debug run and its
-    identity is the row's current overrides and repeat (`expected`; None = not checked, e.g. analyses)."""
+    """("done" | "missing" | "stale" | "resume", why): a completed record counts only when it is not a debug run and
+    its identity is the row's current overrides and repeat (`expected`; None = not checked, e.g. analyses); a stopped
+    training run (failed, interrupted, or killed before its record said so) with a `last.ckpt` is resumed when it was
+    started with those overrides, and kept aside as stale when not (its checkpoint belongs to other settings)."""
+    from repro.resume import LAST_CHECKPOINT  # here: repro.resume imports torch, which rendering does not need
+
     path = run_dir / RECORD_FILES[kind]
+    stopped_with_checkpoint = kind == "train" and expected is not None and (run_dir / LAST_CHECKPOINT).is_file()
     if not path.is_file():
-        return "missing", None
+        return resume_problem(run_dir, expected) if stopped_with_checkpoint else ("missing", None)
     try:
         record = read_any_record(path)
     except ValueError as err:
         return "stale", str(err)
-    if record.get("status") != "completed":
-        return "missing", None  # failed / interrupted: re-run in place
+    if record.get("status") != "completed":  # failed / interrupted: resumed, or re-run in place without a checkpoint
+        return resume_problem(run_dir, expected) if stopped_with_checkpoint else ("missing", None)
     why = identity_mismatch(record, expected) if expected is not None else (
         "a debug record (fast_dev_run, limited batches or debug=…)" if record.get("debug") else None)
     return ("stale", why) if why else ("done", None)
+
+
+def resume_problem(run_dir: Path, expected: list[str]) -> tuple[str, str | None]:
+    """A stopped run with a checkpoint: "resume" when its saved overrides (Hydra's `.hydra/overrides.yaml`) are the
+    row's current ones and repeat, else "stale" and why."""
+    from repro.resume import SAVED_OVERRIDES
+
+    saved = run_dir / SAVED_OVERRIDES
+    if not saved.is_file():
+        return "stale", f"a checkpoint without {SAVED_OVERRIDES}"
+    made = canonical_overrides(str(o) for o in OmegaConf.load(saved))
+    if made == expected:
+        return "resume", None
+    return "stale", (f"stopped run made with [{' '.join(sorted(set(made) - set(expected)))}] where the row now has "
+                     f"[{' '.join(sorted(set(expected) - set(made)))}]")
 
 
 def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | None = None,
@@ -264,6 +286,8 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
                 state, why = record_problem(run_dir, kind, expected)
                 if state == "stale":
                     plan.stale.append((run_dir, why))
+                if state == "resume":
+                    plan.resume.append(rep)
                 if state != "done":
                     plan.missing.append(rep)
             plans.append(plan)
@@ -330,19 +354,26 @@ def alignment_command(plan: RowPlan, rep: dict) -> list[str]:
     return [sys.executable, "-m", "repro.analysis.alignment", str(run), "--out", str(out)]
 
 
+def resume_command(plan: RowPlan, rep: dict) -> list[str]:
+    """Continue a stopped repeat from its last checkpoint with its saved config (`python train.py resume=<dir>`)."""
+    return [sys.executable, str(TRAIN_SCRIPT), f"resume={plan.directory / repeat_dirname(rep)}"]
+
+
 def launch(table: DictConfig, plan: RowPlan, extra: list[str], launcher: str | None, threads: int | None) -> bool:
     if plan.kind == "alignment":
         return all(subprocess.run(alignment_command(plan, rep)).returncode == 0 for rep in plan.missing)
     if plan.kind == "search":
         return all(subprocess.run(search_command(table, plan, rep, extra)).returncode == 0 for rep in plan.missing)
-    batches = [plan.missing] if len(plan.missing[0]) == 1 else [[rep] for rep in plan.missing]
+    fresh = [rep for rep in plan.missing if rep not in plan.resume]
+    batches = ([fresh] if len(fresh[0]) == 1 else [[rep] for rep in fresh]) if fresh else []
     env = dict(os.environ)
     if threads:
         # Several rows share the cores: one intra-op thread each (two 1-thread processes train ~1.5x
         # faster in total than one 2-thread process on the 2-core machines this was measured on).
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    results = [subprocess.run(train_command(table, plan, reps, extra, launcher), env=env).returncode
-               for reps in batches]
+    results = [subprocess.run(resume_command(plan, rep), env=env).returncode for rep in plan.resume]
+    results += [subprocess.run(train_command(table, plan, reps, extra, launcher), env=env).returncode
+                for reps in batches]
     return all(code == 0 for code in results)
 
 
@@ -393,9 +424,10 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     for plan in todo:
         for run_dir, why in plan.stale:
             put_aside(table, run_dir, why, smoke, out_root)
-    n_runs = sum(len(p.missing) for p in todo)
+    n_runs, n_resumed = sum(len(p.missing) for p in todo), sum(len(p.resume) for p in todo)
+    resumed = f", {n_resumed} of them resumed from their checkpoints/last.ckpt" if n_resumed else ""
     print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table))} repeats; "
-          f"{n_runs} runs to do ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)
+          f"{n_runs} runs to do{resumed} ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)
 
     def one_row(item: tuple[int, RowPlan]) -> str | None:
         i, plan = item

@@ -34,6 +34,7 @@ from repro.models.net import FusionNet
 from repro.optimization import Optimization, optimization_from_config
 from repro.provenance import is_debug, run_identity
 from repro.results import hardware, versions, write_record
+from repro.resume import completed_message, load_plan, plan_resume, resumed_record
 from repro.task import FusionTask, auto_pos_weight
 
 log = logging.getLogger("repro.train")
@@ -220,12 +221,21 @@ def strip_prefix(metrics: dict[str, float], split: str) -> dict[str, float]:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Train and test one configuration; returns `cfg.optimized_metric` for sweepers."""
+    """Train and test one configuration; returns `cfg.optimized_metric` for sweepers. With `resume=<run dir>`
+    (`repro.resume`) the stopped run in that folder continues from its last checkpoint, with its saved config."""
+    resume = load_plan(cfg.resume) if cfg.get("resume") else None
+    if resume is not None:
+        if resume.completed:
+            print(completed_message(resume))
+            return optimized_metric(cfg, resume.record)
+        cfg = resume.saved_config()
+        if rank_zero_only.rank == 0:
+            print(f"[repro] resuming {resume.run_dir} after epoch {resume.epochs_done} ({resume.checkpoint.name})")
     choices = hydra_choices()
     if choices:
         check_pair(choices["data"], choices["fusion"])
     out_dir = Path(cfg.paths.output_dir)
-    record = base_record(cfg)
+    record = base_record(cfg) if resume is None else resumed_record(base_record(cfg), resume, cfg)
     is_writer = rank_zero_only.rank == 0
     if is_writer:
         write_record(out_dir, record)
@@ -243,7 +253,7 @@ def run(cfg: DictConfig) -> float | None:
         record["params"] = parameter_summary(net)
         for lg in trainer.loggers:
             lg.log_hyperparams({"params": record["params"], **OmegaConf.to_container(cfg, resolve=True)})
-        trainer.fit(task, datamodule=datamodule)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
         if trainer.interrupted:  # Lightning swallows Ctrl-C after a graceful shutdown
             raise KeyboardInterrupt
         ckpt = checkpoint_to_test(trainer, cfg)
@@ -332,10 +342,16 @@ def main() -> None:
     except ImportError:  # pragma: no cover - python-dotenv is a dependency
         pass
     try:
-        check_cli(sys.argv[1:])
+        resume = plan_resume(sys.argv[1:])  # `resume=<run dir>`: the run's saved overrides (repro.resume)
+        check_cli(resume.overrides if resume else sys.argv[1:])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if resume is not None and resume.completed:
+        print(completed_message(resume))
+        return
+    if resume is not None and not resume.relaunched:
+        sys.argv[1:] = resume.hydra_argv()
     hydra_main()
 
 
