@@ -61,7 +61,10 @@ def build_net(cfg: DictConfig) -> FusionNet:
         raise
     init_from, found = encoder_sources(cfg)
     init_encoders(encoders, encoder_weights(init_from, encoders))
-    factory = instantiate(cfg.fusion.net, _convert_="all")
+    net_cfg = cfg.fusion.net
+    if "search_dir" in net_cfg:  # a run saved when MFASNet read the search itself: train.py reads it now
+        net_cfg = OmegaConf.create({k: v for k, v in net_cfg.items() if k not in ("search_dir", "rank")})
+    factory = instantiate(net_cfg, _convert_="all")
     return factory(encoders=encoders, num_classes=int(cfg.data.num_classes), **found)
 
 

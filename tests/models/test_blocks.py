@@ -101,3 +101,21 @@ def test_found_architecture_and_init_from_precedence(tmp_path):
     cfg.fusion.arch = "a.c1+b.c1/relu"
     with pytest.raises(ConfigError, match="not both"):
         encoder_sources(cfg)
+
+
+def test_runs_saved_before_the_layout_change_still_build(tmp_path):
+    """Saved configs name `repro.models.sequence.unimodal.SequenceUnimodalNet` and give MFASNet `search_dir` / `rank`;
+    eval.py and resume rebuild them from those configs, so both still build the same networks."""
+    from repro.train import build_net
+    from tests.conftest import compose_train
+
+    arch = "audio.conv5+image.conv3/relu"
+    cfg = compose_train(["data=avmnist", "fusion=mfas_found", f"fusion.arch='{arch}'"], tmp_path)
+    OmegaConf.update(cfg, "fusion.net.search_dir", None, force_add=True)
+    OmegaConf.update(cfg, "fusion.net.rank", 1, force_add=True)
+    assert build_net(cfg).arch == arch
+    cfg = compose_train(["data=mosi", "fusion=unimodal_text"], tmp_path / "u")
+    new = count(build_net(cfg))
+    OmegaConf.update(cfg, "fusion.net._target_", "repro.models.sequence.unimodal.SequenceUnimodalNet")
+    old = build_net(cfg)
+    assert type(old) is UnimodalNet and count(old) == new and old.lstm is not None
