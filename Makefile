@@ -93,7 +93,7 @@ figure-mica-sensitivity: $(STAMP) ## MICA Fig. 3 (α, β, τ sweeps on MOSEI; tr
 	$(PY) -m repro.analysis.mica_sensitivity $(TABLE_FLAGS)
 
 figure-mica-attention: $(STAMP) ## MICA Fig. 4 (text ← vision attention, last layer) of a MICA run → outputs/figures/mica_attention.png
-	$(PY) -m repro.analysis.alignment $(or $(RUN),outputs/tables/mica_t2$(if $(filter 1,$(SMOKE)),-smoke,)/runs/mica/seed_0) \
+	$(PY) -m repro.analysis.attention_alignment $(or $(RUN),outputs/tables/mica_t2$(if $(filter 1,$(SMOKE)),-smoke,)/runs/mica/seed_0) \
 		--figure outputs/figures/mica_attention$(if $(filter 1,$(SMOKE)),-smoke,).png $(ARGS)
 
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png

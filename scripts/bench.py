@@ -69,8 +69,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from repro.analysis.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
 from repro.config import compose_train, supported_fusions  # noqa: E402
+from repro.models.complexity import batch_to, forward_flops, parameter_summary  # noqa: E402
 from repro.optimization import build_optimizers, optimization_from_config  # noqa: E402
 from repro.results import atomic_write_text, hardware, versions  # noqa: E402
 from repro.train import build_datamodule, build_net, build_task  # noqa: E402

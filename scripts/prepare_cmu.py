@@ -1,10 +1,10 @@
 """Build word-aligned MulT-style pickles for CMU-MOSI / CMU-MOSEI / POM from CMU SDK computational sequences.
 
 RMFN §4.2 (word-level expectation of FACET / COVAREP over each word's interval, GloVe per word); the logic is
-in `repro.data.cmu_align` (read its docstring for every rule) and `repro.data.csd`.
+in `repro.data.csd_word_alignment` (read its docstring for every rule) and `repro.data.csd`.
 
 Inputs: ``--csd-dir`` holds the SDK's sequences under their own file names (table
-`repro.data.cmu_align.DATASETS`, overridable with ``--file ROLE=STEM``), and ``--folds`` the SDK's
+`repro.data.csd_word_alignment.DATASETS`, overridable with ``--file ROLE=STEM``), and ``--folds`` the SDK's
 standard-folds file ``mmsdk/mmdatasdk/dataset/standard_datasets/{CMU_MOSI,CMU_MOSEI,POM}/*_std_folds.py``
 (from the sdist: ``pip download --no-deps --no-binary :all: cmu-multimodal-sdk==0.0.6``), parsed, never
 executed; without ``--folds`` an installed ``mmsdk`` is used; splits are never invented.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from repro.data.base import DataError  # noqa: E402  (needs the sys.path entry above)
-from repro.data.cmu_align import DATASETS, DEFAULT_MAX_WORDS, ROLES, prepare  # noqa: E402
+from repro.data.csd_word_alignment import DATASETS, DEFAULT_MAX_WORDS, ROLES, prepare  # noqa: E402
 
 PROG = "prepare_cmu.py"
 

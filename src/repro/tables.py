@@ -30,8 +30,8 @@ Tables with `kind: search` (MFAS Tables 1 and 6) run `search.py` instead: one se
 that table's output folder (so a row can train the architecture another table's search found).
 
 Tables with `kind: alignment` (MICA Table 6) train nothing: each row names `analyze: <folder of another table's
-row>` and, per repeat, `python -m repro.analysis.alignment <that run> --out <row>/<repeat>/alignment.json` measures
-the trained model (A-distance, Corr. Acc); the columns read those records.
+row>` and, per repeat, `python -m repro.analysis.attention_alignment <that run> --out <row>/<repeat>/alignment.json`
+measures the trained model (A-distance, Corr. Acc); the columns read those records.
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def put_aside(table: DictConfig, run_dir: Path, why: str, smoke: bool, out_root:
 
 def read_any_record(path: Path) -> dict:
     if path.name == RECORD_FILES["alignment"]:
-        from repro.analysis.alignment_run import SCHEMA
+        from repro.analysis.attention_alignment_run import SCHEMA
         from repro.results import read_json_record
 
         return read_json_record(path, SCHEMA, "delete it and re-run the analysis")
@@ -351,7 +351,7 @@ def alignment_command(plan: RowPlan, rep: dict) -> list[str]:
     """The alignment analysis of one trained run (the row's `analyze` folder, this repeat)."""
     run = Path(plan.overrides[0]) / repeat_dirname(rep)
     out = plan.directory / repeat_dirname(rep) / RECORD_FILES["alignment"]
-    return [sys.executable, "-m", "repro.analysis.alignment", str(run), "--out", str(out)]
+    return [sys.executable, "-m", "repro.analysis.attention_alignment", str(run), "--out", str(out)]
 
 
 def resume_command(plan: RowPlan, rep: dict) -> list[str]:

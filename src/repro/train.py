@@ -25,16 +25,17 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from repro.analysis.complexity import batch_to, forward_flops, parameter_summary, peak_memory
 from repro.config import CONFIG_DIR, ConfigError, check_cli, check_pair
 from repro.data.base import DataError
 from repro.data.datamodule import MultimodalDataModule
+from repro.models.complexity import batch_to, forward_flops, parameter_summary, peak_memory
 from repro.models.init import init_encoders
 from repro.models.net import FusionNet
 from repro.optimization import Optimization, optimization_from_config
 from repro.provenance import is_debug, run_identity
 from repro.results import hardware, versions, write_record
 from repro.resume import completed_message, load_plan, plan_resume, resumed_record
+from repro.runs import encoder_weights, found_architecture
 from repro.task import FusionTask, auto_pos_weight
 
 log = logging.getLogger("repro.train")
@@ -59,9 +60,28 @@ def build_net(cfg: DictConfig) -> FusionNet:
         if isinstance(err.__cause__, USER_ERRORS):
             raise err.__cause__ from None
         raise
-    init_encoders(encoders, cfg.backbone.get("init_from"))
-    factory = instantiate(cfg.fusion.net, _convert_="all")
-    return factory(encoders=encoders, num_classes=int(cfg.data.num_classes))
+    init_from, found = encoder_sources(cfg)
+    init_encoders(encoders, encoder_weights(init_from, encoders))
+    net_cfg = cfg.fusion.net
+    if "search_dir" in net_cfg:  # a run saved when MFASNet read the search itself: train.py reads it now
+        net_cfg = OmegaConf.create({k: v for k, v in net_cfg.items() if k not in ("search_dir", "rank")})
+    factory = instantiate(net_cfg, _convert_="all")
+    return factory(encoders=encoders, num_classes=int(cfg.data.num_classes), **found)
+
+
+def encoder_sources(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """(checkpoint per encoder, extra network arguments): `backbone.init_from`, and for `fusion.search_dir` (MFAS,
+    `fusion=mfas_found`) the rank-th found architecture with the search's encoder checkpoints where init_from names
+    none. Files are read here (`repro.runs`), so the network receives loaded data only."""
+    init_from = {m: str(c) for m, c in (cfg.backbone.get("init_from") or {}).items() if c}
+    search_dir = cfg.fusion.get("search_dir")
+    if not search_dir:
+        return init_from, {}
+    if cfg.fusion.get("arch"):
+        raise ConfigError("fusion=mfas_found takes one of fusion.arch (a string) or fusion.search_dir, not both")
+    arch, checkpoints = found_architecture(search_dir, int(cfg.fusion.get("rank", 1)))
+    used = {m: c for m, c in checkpoints.items() if m in cfg.backbone.encoders}
+    return {**used, **init_from}, {"arch": arch}
 
 
 def network_name(net: FusionNet) -> str:

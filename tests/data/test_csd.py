@@ -1,5 +1,5 @@
 """CMU SDK computational sequences (`repro.data.csd`) and word-level alignment into MulT pickles
-(`repro.data.cmu_align`, RMFN §4.2) on SYNTHETIC fixtures: the reader, every bad input (one line), the
+(`repro.data.csd_word_alignment`, RMFN §4.2) on SYNTHETIC fixtures: the reader, every bad input (one line), the
 overlap averaging against hand-computed values, left padding / truncation, and scripts/prepare_cmu.py end to
 end (its pickle read by `MulTPickleReader`)."""
 
@@ -17,8 +17,8 @@ import pytest
 
 from repro.data.base import DataError
 from repro.data.cmu import MulTPickleReader
-from repro.data.cmu_align import DATASETS, left_pad, overlap_mean, prepare, segment_members
 from repro.data.csd import read_csd, read_std_folds
+from repro.data.csd_word_alignment import DATASETS, left_pad, overlap_mean, prepare, segment_members
 from repro.data.fixtures_csd import COVAREP_DIM, FACET_DIM, GLOVE_DIM, write_cmu_fixture, write_csd, write_std_folds
 
 ROOT = Path(__file__).resolve().parents[2]

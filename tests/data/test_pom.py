@@ -1,5 +1,5 @@
 """POM speaker-trait reader (`repro.data.pom`, RMFN §4.1 / Table 3) on a SYNTHETIC fixture prepared by
-`repro.data.cmu_align.prepare`: shapes, trait selection, RMFN's class counts derived from the data, and the
+`repro.data.csd_word_alignment.prepare`: shapes, trait selection, RMFN's class counts derived from the data, and the
 bad inputs (labels out of range, missing traits, mismatched counts), each one line."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from repro.data.base import DataError
-from repro.data.cmu_align import DATASETS, POM_LABEL_COLUMNS, prepare
 from repro.data.csd import read_csd
+from repro.data.csd_word_alignment import DATASETS, POM_LABEL_COLUMNS, prepare
 from repro.data.fixtures_csd import write_cmu_fixture
 from repro.data.pom import TABLE3_TRAITS, TRAITS, POMReader, trait_classes
 

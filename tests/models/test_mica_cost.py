@@ -11,8 +11,8 @@ import torch
 
 from repro.models.backbones.sequence_features import SequenceFeatures
 from repro.models.sequence import mica as mica_module
-from repro.models.sequence.alignment import pea_loss, pea_loss_from_products, sorted_selection
 from repro.models.sequence.mica import MICA, propagated_selection
+from repro.models.sequence.mica_losses import pea_loss, pea_loss_from_products, sorted_selection
 from repro.models.sequence.mult import AttentionMask, MultiheadAttention
 
 DIMS = {"text": 5, "audio": 4, "vision": 3}

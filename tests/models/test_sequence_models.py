@@ -12,11 +12,11 @@ from torch import nn
 
 from repro.models.backbones.sequence_features import SequenceFeatures
 from repro.models.fusion.msaf import SequenceMSAFNet
+from repro.models.fusion.unimodal import UnimodalNet as SequenceUnimodalNet
 from repro.models.sequence.early_late import EarlyFusionLSTM, LateFusionLSTM
 from repro.models.sequence.lmf import LowRankFusion, LowRankFusionNet
 from repro.models.sequence.recurrent import MaskedLSTM, front_order, masked_mean, real_lengths
 from repro.models.sequence.tfn import TensorFusionNet, tensor_fusion, tensor_fusion_size
-from repro.models.sequence.unimodal import SequenceUnimodalNet
 
 DIMS = {"text": 7, "audio": 5, "vision": 3}
 STEPS = 10

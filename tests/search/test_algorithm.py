@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from repro.models.fusion.mfas_space import SearchSpace
 from repro.search.algorithm import Search, SearchSettings, expand, random_architectures
 from repro.search.sampling import sample_without_replacement, sampling_probabilities, step_index, temperature
-from repro.search.space import SearchSpace
 from repro.search.state import SearchState, SearchStateError, read_search_record
 from repro.search.surrogate import RecurrentSurrogate
 from repro.search.trainer import Evaluation

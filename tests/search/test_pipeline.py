@@ -11,10 +11,11 @@ import torch
 from repro.data.avmnist import AVMNISTReader
 from repro.models.backbones.lenet import LeNet
 from repro.models.fusion.mfas import FreezeEncoders, MFASFusion, MFASNet
+from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.results import read_record
+from repro.runs import found_architecture
 from repro.search.features import FeatureCacheError, LiveFeatures, build_cache, load_cache
 from repro.search.run import compose_search, main, run_search
-from repro.search.space import SearchSpace, SearchSpaceError
 from repro.search.state import read_search_record
 from repro.search.trainer import TrainSettings, WeightBank, train_architecture
 from repro.train import run as train_run
@@ -134,7 +135,8 @@ def test_found_architecture_trains_with_train_py(finished_search, tmp_path, tmp_
     train_run(cfg)
     result = read_record(tmp_path / "results.json")
     assert result["status"] == "completed" and result["metrics"]["test"]["acc"] > CHANCE + MARGIN
-    net = MFASNet({"audio": LeNet(1, 8, 5, 10), "image": LeNet(1, 8, 3, 10)}, 10, search_dir=str(search_dir))
+    arch, _ = found_architecture(search_dir, 1)  # train.py reads the search record; the net gets the string
+    net = MFASNet({"audio": LeNet(1, 8, 5, 10), "image": LeNet(1, 8, 3, 10)}, 10, arch=arch)
     assert net.arch == record["top"][0]["arch"]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from repro.models.backbones.lenet import LeNet
-from repro.search.space import FusionLayer, SearchSpace, SearchSpaceError
+from repro.models.fusion.mfas_space import FusionLayer, SearchSpace, SearchSpaceError
 
 
 @pytest.fixture()

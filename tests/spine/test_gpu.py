@@ -45,7 +45,7 @@ def test_one_gpu_step_on_unaligned_sequences(fusion, precision, tmp_path, unalig
 
 
 def test_pea_selection_on_cuda_equals_cpu():
-    from repro.models.sequence.alignment import pea_selection
+    from repro.models.sequence.mica_losses import pea_selection
 
     g = torch.Generator().manual_seed(0)
     attention = torch.randn(3, 2, 40, 60, generator=g).softmax(-1)

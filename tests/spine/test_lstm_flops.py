@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from repro.analysis.complexity import forward_flops
+from repro.models.complexity import forward_flops
 
 
 class _LastOutput(torch.nn.Module):

@@ -9,8 +9,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import ConfigError
-from repro.models.init import resolve_checkpoint
 from repro.results import FILENAME, read_record
+from repro.runs import resolve_checkpoint
 
 
 def load_run(run_dir: str | Path, overrides: dict | None = None):

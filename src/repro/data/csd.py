@@ -1,7 +1,7 @@
 """Reader for CMU Multimodal SDK computational sequences (``.csd``) and the SDK's standard folds.
 
 Used to rebuild the word-aligned CMU-MOSI / CMU-MOSEI / POM tensors of RMFN §4.2 ("expectation of their
-modality feature values over each word utterance time interval"; see `repro.data.cmu_align`).
+modality feature values over each word utterance time interval"; see `repro.data.csd_word_alignment`).
 
 Layout (A2Zadeh/CMU-MultimodalSDK ``mmsdk/mmdatasdk/computational_sequence/file_ops.py``, ``write_CSD``):
 an HDF5 file with one top-level group ``<root name>`` holding

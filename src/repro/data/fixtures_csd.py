@@ -1,9 +1,9 @@
-"""SYNTHETIC CMU SDK computational sequences and standard-folds files, for `repro.data.csd` / `cmu_align`.
+"""SYNTHETIC CMU SDK computational sequences and standard-folds files, for `repro.data.csd` / `csd_word_alignment`.
 
 Nothing written here is real CMU-MOSI, CMU-MOSEI or POM data and no number computed on it is a
 reproduction. The files have the SDK's exact layout (``<root>/data/<vid>/{features,intervals}``,
 ``<root>/metadata/<key>`` JSON strings; ``standard_{train,valid,test}_fold = [...]``), the real file names
-(`repro.data.cmu_align.DATASETS`) and realistic rates: words with forced-alignment intervals and ``sp``
+(`repro.data.csd_word_alignment.DATASETS`) and realistic rates: words with forced-alignment intervals and ``sp``
 pause tokens, 300-d word vectors on the word intervals, FACET at 30 fps (35-d), COVAREP at 100 Hz (74-d)
 with a few -inf / NaN values, opinion-segment labels (MOSI: sentiment; MOSEI: sentiment + 6 emotions) or one
 row of 18 POM trait labels per video. Every file's metadata says SYNTHETIC, and ``SYNTHETIC.txt`` is written
@@ -19,8 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from repro.data.cmu_align import DATASETS, MOSEI_LABEL_COLUMNS, POM_LABEL_COLUMNS
 from repro.data.csd import FOLD_NAMES
+from repro.data.csd_word_alignment import DATASETS, MOSEI_LABEL_COLUMNS, POM_LABEL_COLUMNS
 from repro.data.pom import TRAITS
 
 SYNTHETIC_NOTE = "SYNTHETIC fixture data written by repro.data.fixtures_csd - not a real dataset"
@@ -172,7 +172,7 @@ def write_pom(folder: str | Path, n_videos: tuple[int, int, int] = (8, 4, 4)) ->
     scripts/prepare_cmu.py's code, as a real POM folder is built. Returns `folder`."""
     import tempfile
 
-    from repro.data.cmu_align import prepare
+    from repro.data.csd_word_alignment import prepare
 
     folder = Path(folder)
     with tempfile.TemporaryDirectory(prefix="pom_csd_") as sources:

@@ -47,7 +47,7 @@ from repro.data.cmu import (
     _split,
     nonzero_mask,
 )
-from repro.data.cmu_align import POM_LABEL_COLUMNS
+from repro.data.csd_word_alignment import POM_LABEL_COLUMNS
 
 
 @dataclass(frozen=True)

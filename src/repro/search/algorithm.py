@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from repro.models.fusion.mfas_space import Architecture, SearchSpace
 from repro.search.sampling import sample_without_replacement, step_index, temperature
-from repro.search.space import Architecture, SearchSpace
 from repro.search.state import SearchState
 from repro.search.surrogate import RecurrentSurrogate
 from repro.search.trainer import Evaluation, WeightBank

@@ -27,13 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro.config import ConfigError, check_cli
 from repro.data.base import DataError
+from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.models.init import init_encoders
 from repro.provenance import run_identity
 from repro.results import FILENAME as RESULTS_FILE
 from repro.results import atomic_write_text, hardware, read_record, versions
+from repro.runs import encoder_weights
 from repro.search.algorithm import Search, SearchSettings
 from repro.search.features import LiveFeatures, build_cache, encoder_fingerprint, load_cache
-from repro.search.space import SearchSpace, SearchSpaceError
 from repro.search.state import SearchState, SearchStateError
 from repro.search.trainer import TrainSettings, train_architecture
 
@@ -99,7 +100,7 @@ def build_encoders(cfg: DictConfig, checkpoints: dict[str, str]) -> dict[str, to
         raise SearchSpaceError(f"backbone.search_space.modalities names {missing}, but the backbone has encoders "
                                f"{list(cfg.backbone.encoders)}")
     encoders = {m: instantiate(cfg.backbone.encoders[m]) for m in modalities}
-    init_encoders(encoders, checkpoints)
+    init_encoders(encoders, encoder_weights(checkpoints, encoders))
     for enc in encoders.values():
         enc.eval().requires_grad_(False)
     return encoders

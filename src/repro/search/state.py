@@ -8,8 +8,9 @@ search step: search iteration, layer, temperature, number of candidates, the arc
 ones sampled), `evaluations` (every trained architecture: string, codes, step, score, per-epoch history,
 seconds), `top` (best distinct architectures by score), `timing`, `hardware`, `versions`, `synthetic`
 (the reader read SYNTHETIC fixture data), `debug` (always false: a search has no partial-batch mode) and `identity`
-(`repro.provenance`). The surrogate and
-the shared weights live beside it (`surrogate.pt`, `weights.pt`). Tables and figures read only these files.
+(`repro.provenance`). Reading it is `repro.runs.read_search_record` (train.py reads found architectures too, and
+train sits below the search). The surrogate and the shared weights live beside it (`surrogate.pt`, `weights.pt`).
+Tables and figures read only these files.
 """
 
 from __future__ import annotations
@@ -21,23 +22,12 @@ from pathlib import Path
 
 import torch
 
-from repro.config import ConfigError
-from repro.results import atomic_write_text, read_json_record
+from repro.results import atomic_write_text
+from repro.runs import SEARCH_FILENAME as FILENAME
+from repro.runs import SEARCH_SCHEMA as SCHEMA
+from repro.runs import SearchStateError, read_search_record
 
-SCHEMA = "repro.search/1"
-FILENAME = "search.json"
-
-
-class SearchStateError(ConfigError):
-    """A search directory that cannot be resumed as asked; the message is one line with the fix."""
-
-
-def read_search_record(search_dir: str | Path) -> dict:
-    path = Path(search_dir) / FILENAME
-    if not path.is_file():
-        raise SearchStateError(f"{path} does not exist: expected a search directory written by search.py "
-                               "(run `python search.py data=<dataset>` first)")
-    return read_json_record(path, SCHEMA, "delete the search directory and re-run the search", SearchStateError)
+__all__ = ["FILENAME", "SCHEMA", "SearchState", "SearchStateError", "atomic_torch_save", "read_search_record"]
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:

@@ -1,7 +1,7 @@
 """MFAS fusion networks (Pérez-Rúa et al., CVPR 2019; mfas.txt §3.1, Eqs. 1–2, and §3.3 "Final architecture").
 
 A found architecture is a list of triplets γ_l = (tap of modality x, tap of modality y, non-linearity) over
-two staged encoders (see `repro.search.space`). Every tap is globally average-pooled to a vector (§3.3,
+two staged encoders (see `repro.models.fusion.mfas_space`). Every tap is globally average-pooled to a vector (§3.3,
 "Handling arbitrary tensor dimensions"), then
 
     h_1 = σ_{γ^p_1}(W_1 [x_{γ^m_1}; y_{γ^n_1}])                    (Eq. 2)
@@ -21,13 +21,13 @@ Each fusion layer is Linear → non-linearity → [BatchNorm1d] → Dropout, as 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 from repro.models.backbones.base import StagedEncoder
+from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.models.net import FusionNet, NetOutput
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
@@ -81,21 +81,8 @@ class MFASFusion(nn.Module):
         return self.classifier(h)
 
 
-def load_search_result(search_dir: str | Path, rank: int) -> tuple[str, dict[str, str]]:
-    """(architecture string, encoder checkpoints) of the rank-th best architecture of a finished search."""
-    from repro.search.state import read_search_record  # late import: models must not import the search at load
-
-    record = read_search_record(search_dir)
-    top = record.get("top") or []
-    if not 1 <= rank <= len(top):
-        raise ValueError(f"{search_dir}: the search found {len(top)} architectures; fusion.rank must be 1..{len(top)}")
-    return top[rank - 1]["arch"], dict(record.get("encoders") or {})
-
-
 def modalities_of(arch: str) -> list[str]:
     """The two modality names an architecture string starts with ('audio.conv3+image.conv2/relu | ...')."""
-    from repro.search.space import SearchSpaceError
-
     first = str(arch).split("|")[0].split("+")
     if len(first) != 2 or not all("." in part for part in first):
         raise SearchSpaceError(f"architecture {arch!r} is not of the form 'x.tap+y.tap/nonlinearity | ...' "
@@ -106,9 +93,9 @@ def modalities_of(arch: str) -> list[str]:
 class MFASNet(FusionNet):
     """A found MFAS architecture on two staged encoders (`fusion=mfas_found`).
 
-    Give the architecture as a string (`arch`, the form `repro.search.space` prints) or as a finished search's
-    directory and rank (`search_dir`, `rank`); with `search_dir`, the encoders start from the checkpoints that
-    search used unless `backbone.init_from` already set them.
+    The architecture is a string (`arch`, the form `repro.models.fusion.mfas_space` prints). With
+    `fusion.search_dir` / `fusion.rank`, `repro.train.build_net` reads it from a finished search (`repro.runs`) and
+    starts the encoders from that search's checkpoints unless `backbone.init_from` already set them.
     """
 
     def __init__(
@@ -116,8 +103,6 @@ class MFASNet(FusionNet):
         encoders: Mapping[str, nn.Module],
         num_classes: int,
         arch: str | None = None,
-        search_dir: str | None = None,
-        rank: int = 1,
         modalities: Sequence[str] | None = None,
         nonlinearities: Sequence[str] = ("relu", "sigmoid"),
         max_layers: int = 4,
@@ -126,17 +111,10 @@ class MFASNet(FusionNet):
         batchnorm: bool = False,
         multitask: bool = True,
     ):
-        from repro.search.space import SearchSpace  # late import (see load_search_result)
-
-        if (arch is None) == (search_dir is None):
-            raise ValueError("mfas_found needs exactly one of fusion.net.arch (a string) or fusion.net.search_dir")
-        checkpoints = {}
-        if search_dir is not None:
-            arch, checkpoints = load_search_result(search_dir, int(rank))
+        if arch is None:
+            raise ValueError("mfas_found needs an architecture: fusion.arch (a string) or fusion.search_dir (a search)")
         modalities = list(modalities or modalities_of(arch))
         super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
-        if checkpoints:
-            self._init_from_search(checkpoints)
         space = SearchSpace.from_encoders(self.encoders, modalities, nonlinearities=nonlinearities,
                                           max_layers=max_layers)
         self.space = space
@@ -149,11 +127,6 @@ class MFASNet(FusionNet):
         self.fusion = MFASFusion(codes, x_enc.stage_channels, y_enc.stage_channels, space.nonlinearities,
                                  num_classes, inner_size=inner_size, dropout=dropout, batchnorm=batchnorm)
         self.multitask = multitask
-
-    def _init_from_search(self, checkpoints: Mapping[str, str]) -> None:
-        from repro.models.init import init_encoders
-
-        init_encoders(self.encoders, {m: c for m, c in checkpoints.items() if m in self.encoders})
 
     def pooled_taps(self, batch) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]:
         x = self.inputs(batch)

@@ -65,9 +65,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.models.backbones.base import global_average
+from repro.models.blocks import per_modality
 from repro.models.net import NetOutput, StagedFusionNet
 from repro.models.sequence import SequenceFusionNet
-from repro.models.sequence.recurrent import MaskedLSTM, per_modality
+from repro.models.sequence.recurrent import MaskedLSTM
 
 
 def segment_bounds(length: int, q: int) -> list[tuple[int, int]]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from repro.models.blocks import mlp, per_modality
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
-from repro.models.sequence.recurrent import MaskedLSTM, make_mlp, per_modality
+from repro.models.sequence.recurrent import MaskedLSTM
 
 
 class EarlyFusionLSTM(SequenceFusionNet):
@@ -35,7 +36,7 @@ class EarlyFusionLSTM(SequenceFusionNet):
         super().__init__(encoders, num_classes)
         self.lstm = MaskedLSTM(sum(self.dims.values()), int(hidden), num_layers=int(layers),
                                bidirectional=bool(bidirectional), use_mask=use_mask)
-        self.classifier = make_mlp(self.lstm.out_features, mlp_hidden, num_classes, dropout)
+        self.classifier = mlp(self.lstm.out_features, mlp_hidden, num_classes, dropout)
 
     def forward(self, batch):
         xs, masks = self.sequences(batch)
@@ -69,7 +70,7 @@ class LateFusionLSTM(SequenceFusionNet):
             for m in self.modalities
         })
         joint = sum(lstm.out_features for lstm in self.lstms.values())
-        self.classifier = make_mlp(joint, mlp_hidden, num_classes, dropout)
+        self.classifier = mlp(joint, mlp_hidden, num_classes, dropout)
 
     def forward(self, batch):
         xs, masks = self.sequences(batch)

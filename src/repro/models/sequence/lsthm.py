@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from repro.data.base import DataError
+from repro.models.blocks import mlp, per_modality
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
 
@@ -45,13 +46,6 @@ def gate_function(gate: str):
     if gate not in GATES:
         raise ValueError(f"LSTHM gate must be one of {GATES}, got {gate!r} (fusion.net.gate)")
     return torch.sigmoid if gate == "sigmoid" else hard_sigmoid
-
-
-def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout -> Linear; ``hidden=0`` gives one Linear layer."""
-    if not hidden:
-        return nn.Sequential(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
 
 class LSTHMCell(nn.Module):
@@ -121,15 +115,6 @@ def ordered_modalities(modalities: list[str]) -> list[str]:
     return sorted(modalities, key=lambda m: (MODALITY_RANK.get(m, len(MODALITY_RANK)), modalities.index(m)))
 
 
-def per_modality_sizes(value, modalities: list[str], key: str, owner: str) -> dict[str, int]:
-    """An int for every modality, or a mapping with exactly one positive int per modality."""
-    sizes = {m: value for m in modalities} if isinstance(value, int) else dict(value)
-    if set(sizes) != set(modalities) or any(int(v) < 1 for v in sizes.values()):
-        raise ValueError(f"{owner} `{key}` must give a positive size for each modality {sorted(modalities)}, "
-                         f"got {value!r} (fusion.net.{key})")
-    return {m: int(sizes[m]) for m in modalities}
-
-
 class LSTHMFusionNet(SequenceFusionNet):
     """LSTHM system + a per-step fusion module producing z_t; subclasses implement `fuse_step`.
 
@@ -143,7 +128,7 @@ class LSTHMFusionNet(SequenceFusionNet):
                  gate: str):
         super().__init__(encoders, num_classes)
         self.order = ordered_modalities(self.modalities)
-        self.hidden = per_modality_sizes(hidden, self.order, "hidden", self.owner)
+        self.hidden = per_modality(hidden, self.order, "hidden")
         self.hidden_dim = sum(self.hidden.values())
         self.z_dim = int(z_dim)
         if self.z_dim < 0:
@@ -154,7 +139,8 @@ class LSTHMFusionNet(SequenceFusionNet):
             self.attention_slices[m] = (start, start + self.hidden[m])
             start += self.hidden[m]
         self.lsthm = LSTHMSystem({m: self.dims[m] for m in self.order}, self.hidden, self.z_dim, gate)
-        self.output = mlp(self.hidden_dim + self.z_dim, int(output_hidden), num_classes, float(dropout))
+        self.output = mlp(self.hidden_dim + self.z_dim, int(output_hidden), num_classes, float(dropout),
+                          dropout_at_zero=True)
 
     def aligned_sequences(self, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Inputs and the word mask (B, T): a step is real if any modality is real there (word-aligned data)."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from repro.models.sequence.lsthm import LSTHMFusionNet, mlp, per_modality_sizes
+from repro.models.blocks import mlp, per_modality
+from repro.models.sequence.lsthm import LSTHMFusionNet
 
 
 class MultiAttentionBlock(nn.Module):
@@ -33,12 +34,12 @@ class MultiAttentionBlock(nn.Module):
         self.slices = dict(slices)
         self.d = max(stop for _, stop in self.slices.values())
         self.attentions = attentions
-        self.attend = mlp(self.d, attention_hidden, attentions * self.d, dropout)  # A
+        self.attend = mlp(self.d, attention_hidden, attentions * self.d, dropout, dropout_at_zero=True)  # A
         self.reduce = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(attentions * (stop - start), reduce_dim[m]), nn.Tanh(), nn.Dropout(dropout))
             for m, (start, stop) in self.slices.items()
         })  # C_m
-        self.fuse = mlp(sum(reduce_dim.values()), fuse_hidden, z_dim, dropout)  # G
+        self.fuse = mlp(sum(reduce_dim.values()), fuse_hidden, z_dim, dropout, dropout_at_zero=True)  # G
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch_size = h.shape[0]
@@ -64,7 +65,7 @@ class MARN(LSTHMFusionNet):
         hidden = {"text": 88, "vision": 16, "audio": 48} if hidden is None else hidden
         super().__init__(encoders, num_classes, hidden, z_dim, output_hidden, dropout, gate)
         reduce_dim = {"text": 64, "vision": 16, "audio": 32} if reduce_dim is None else reduce_dim
-        reduce_dim = per_modality_sizes(reduce_dim, self.order, "reduce_dim", self.owner)
+        reduce_dim = per_modality(reduce_dim, self.order, "reduce_dim")
         self.mab = MultiAttentionBlock(self.attention_slices, int(attentions), int(attention_hidden), reduce_dim,
                                        int(fuse_hidden), self.z_dim, float(dropout))
 

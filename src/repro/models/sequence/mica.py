@@ -19,7 +19,7 @@ streams are merged (§3.4):  G = σ(Z_{s1→t} W_1 + Z_{s2→t} W_2 + b),  Z_t^[
 gate" ablations), with the alignment losses still available.
 
 Losses (`aux_losses`, only computed while training unless `align_in_eval`, and only for a non-zero weight):
-- `mmd` = α · Σ_layers Σ_units mmd_loss(keys_s, queries_t) (alignment.py: heads folded into the features, the real
+- `mmd` = α · Σ_layers Σ_units mmd_loss(keys_s, queries_t) (mica_losses.py: heads folded into the features, the real
   elements of the batch pooled, default bandwidths from the data scale of ALL of them). `mmd_max_elements`
   (default 1024 = DEFAULT_MMD_MAX_ELEMENTS; NOT in the paper) bounds the O(n²) kernel cost: a side with more real
   elements than that (MOSEI audio/vision: n ≈ 12,000) is replaced by a uniform random draw of that many without
@@ -55,7 +55,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from repro.models.net import NetOutput
-from repro.models.sequence.alignment import (
+from repro.models.sequence.mica_losses import (
     DEFAULT_SELECTION_ELEMENTS,
     PEA_REDUCTIONS,
     SelectionProducts,

@@ -61,10 +61,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from repro.models.blocks import per_modality
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
 from repro.models.sequence.dropout import dropout, keep_mask, relu_dropout
-from repro.models.sequence.recurrent import per_modality
 
 READOUTS = ("last", "mean")
 MULT_D = 30  # the released code's hard-coded width

@@ -109,34 +109,3 @@ class MaskedLSTM(nn.Module):
         """(layers*dirs, B, H) final states -> (B, H*dirs) of the top layer, directions concatenated."""
         dirs = 2 if self.lstm.bidirectional else 1
         return torch.cat(list(h_n[-dirs:]), dim=-1)
-
-
-def make_mlp(in_dim: int, hidden, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout per hidden size, then Linear(out_dim); `hidden` is an int, a list, or None/0/[]."""
-    if hidden is None or (isinstance(hidden, int) and hidden <= 0):
-        hidden = []
-    elif isinstance(hidden, int):
-        hidden = [hidden]
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(in_dim, int(h)), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(float(dropout)))
-        in_dim = int(h)
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
-
-
-def per_modality(value, modalities, name: str, defaults: dict | None = None) -> dict[str, int]:
-    """An int for every modality, or a {modality: int} mapping (falling back to `defaults`); checks coverage."""
-    if value is None:
-        value = {}
-    if isinstance(value, int):
-        return {m: int(value) for m in modalities}
-    if not hasattr(value, "keys"):
-        raise ValueError(f"{name} must be an int or a {{modality: int}} mapping, got {value!r}")
-    merged = {**(defaults or {}), **{str(k): int(v) for k, v in dict(value).items()}}
-    missing = [m for m in modalities if m not in merged]
-    if missing:
-        raise ValueError(f"{name} gives no size for modalities {missing}; set {name}.<modality> in the fusion config")
-    return {m: merged[m] for m in modalities}

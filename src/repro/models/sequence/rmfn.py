@@ -32,7 +32,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from repro.models.sequence.lsthm import LSTHMFusionNet, mlp
+from repro.models.blocks import mlp
+from repro.models.sequence.lsthm import LSTHMFusionNet
 
 HIGHLIGHT_STARTS = ("uniform", "hidden")
 
@@ -54,7 +55,7 @@ class MultistageFusion(nn.Module):
             self.highlight = nn.LSTMCell(d, d)
         self.fuse = nn.LSTMCell(d, fuse_dim)
         self.fuse_memory = nn.Parameter(torch.empty(1, fuse_dim))  # c^{FUSE[0]}
-        self.summarize = mlp(stages * fuse_dim, summarize_hidden, z_dim, dropout)
+        self.summarize = mlp(stages * fuse_dim, summarize_hidden, z_dim, dropout, dropout_at_zero=True)
         self.reset_fuse_parameters()
 
     def reset_fuse_parameters(self) -> None:

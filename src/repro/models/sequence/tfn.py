@@ -21,9 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from repro.models.blocks import mlp, per_modality
 from repro.models.net import NetOutput
 from repro.models.sequence import SequenceFusionNet
-from repro.models.sequence.recurrent import MaskedLSTM, make_mlp, masked_mean, per_modality
+from repro.models.sequence.recurrent import MaskedLSTM, masked_mean
 
 
 def tensor_fusion_size(dims: Sequence[int]) -> int:
@@ -125,7 +126,7 @@ class TensorFusionNet(SubnetworkFusionNet):
         self.fused_size = tensor_fusion_size(self.embedding_dims())
         self.inference = nn.Sequential(
             nn.Dropout(float(post_fusion_dropout)),
-            make_mlp(self.fused_size, post_fusion_hidden, num_classes, float(post_fusion_dropout)),
+            mlp(self.fused_size, post_fusion_hidden, num_classes, float(post_fusion_dropout)),
         )
 
     def forward(self, batch):

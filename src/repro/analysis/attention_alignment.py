@@ -336,8 +336,9 @@ def attention_figure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m repro.analysis.alignment <run dir>`: MICA Table 6 / Fig. 4 of a trained run (alignment_run.py)."""
-    from repro.analysis.alignment_run import main as run_main
+    """`python -m repro.analysis.attention_alignment <run dir>`: MICA Table 6 / Fig. 4 of a trained run
+    (attention_alignment_run.py)."""
+    from repro.analysis.attention_alignment_run import main as run_main
 
     return run_main(argv)
 

@@ -15,6 +15,9 @@ second = image, N = 3 taps; P = 2)::
 `codes` gives the authors' representation: an (L, 3) integer array of 0-based indices (their surrogate reads
 these raw integers; see `repro.search` for that QUIRK). Bad architectures raise `SearchSpaceError`, one line
 naming what does not fit and what would.
+
+It lives with the model (not under `repro.search`) because the found network (`mfas.MFASNet`) parses these strings
+and models sit below the search in the import layers (tests/spine/test_layers.py).
 """
 
 from __future__ import annotations

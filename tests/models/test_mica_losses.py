@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from repro.models.sequence import alignment
-from repro.models.sequence.alignment import (
+from repro.models.sequence import mica_losses as alignment
+from repro.models.sequence.mica_losses import (
     DEFAULT_BANDWIDTH_MULTIPLIERS,
     chunked_kernel_sum,
     doubling_ladder,
@@ -145,7 +145,7 @@ def test_kernel_blocks_cover_matrix_and_respect_chunk():
 
 def test_mmd_memory_bounded_by_chunk(monkeypatch):
     """n = 6000 elements of d = 40 with chunk 1024: no squared-distance block (forward or backward) exceeds chunk²."""
-    import repro.models.sequence.alignment as alignment
+    import repro.models.sequence.mica_losses as alignment
 
     largest = []
     original = alignment._block_squared_distances
@@ -474,7 +474,7 @@ def test_doubling_ladder_detection():
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 def test_ladder_kernel_equals_one_exp_per_bandwidth(dtype, tolerance, monkeypatch):
-    import repro.models.sequence.alignment as alignment
+    import repro.models.sequence.mica_losses as alignment
 
     g = torch.Generator().manual_seed(12)
     x = (torch.randn(40, 6, generator=g) * 2).to(dtype).requires_grad_()

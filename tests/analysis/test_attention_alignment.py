@@ -1,4 +1,5 @@
-"""MICA §4.4 analyses (repro.analysis.alignment) on SYNTHETIC paired MulT pickles (repro.data.fixtures_paired)."""
+"""MICA §4.4 analyses (repro.analysis.attention_alignment) on SYNTHETIC paired MulT pickles
+(repro.data.fixtures_paired)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from repro.analysis import alignment
-from repro.analysis.alignment import (
+from repro.analysis import attention_alignment as alignment
+from repro.analysis.attention_alignment import (
     attention_figure,
     correlation_accuracy,
     correlation_counts,

@@ -1,5 +1,5 @@
-"""`python -m repro.analysis.alignment` on a MICA run trained on the SYNTHETIC paired fixture: the record has the
-A-distance of every unit and Corr. Acc against the spans recovered from the aligned file; Fig. 4 is drawn. With
+"""`python -m repro.analysis.attention_alignment` on a MICA run trained on the SYNTHETIC paired fixture: the record has
+the A-distance of every unit and Corr. Acc against the spans recovered from the aligned file; Fig. 4 is drawn. With
 re-processed words in the aligned file, the record's and Table 6's recovered / total words show the failure and
 Corr. Acc counts the recovered words only."""
 
@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from repro import tables
-from repro.analysis import alignment, alignment_run
-from repro.analysis.alignment import correlation_counts
+from repro.analysis import attention_alignment as alignment
+from repro.analysis import attention_alignment_run as alignment_run
+from repro.analysis.attention_alignment import correlation_counts
 from repro.data.fixtures_paired import write_paired_mult_pickles
 from repro.results import read_record
 from repro.train import run

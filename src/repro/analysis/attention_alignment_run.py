@@ -1,4 +1,5 @@
-"""MICA Table 6 and Fig. 4 from a trained MulT / MICA run (mica.txt §4.4): `python -m repro.analysis.alignment`.
+"""MICA Table 6 and Fig. 4 from a trained MulT / MICA run (mica.txt §4.4):
+`python -m repro.analysis.attention_alignment`.
 
 For every cross-modal unit t <- s, forward hooks on its LAST layer's attention capture the queries (target) and
 keys (source) per head and the attention probabilities while the test split runs through the network (eval mode,
@@ -33,7 +34,12 @@ import torch
 from hydra.utils import instantiate
 
 from repro.analysis import runs
-from repro.analysis.alignment import attention_figure, correlation_counts, proxy_a_distance, spans_from_datasets
+from repro.analysis.attention_alignment import (
+    attention_figure,
+    correlation_counts,
+    proxy_a_distance,
+    spans_from_datasets,
+)
 from repro.config import ConfigError
 from repro.data.base import DataError
 from repro.results import FILENAME, atomic_write_text, read_record, versions
