@@ -21,8 +21,6 @@ callbacks' states (ModelCheckpoint's best score and path, EarlyStopping's counte
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from repro.config import ConfigError
 from repro.provenance import run_identity
-from repro.results import FILENAME, read_record
+from repro.results import FILENAME, atomic_write, read_record
 
 RESUME_KEY = "resume"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -54,18 +52,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):  # remote storage: Lightning's transactional save
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: torch.save(checkpoint, f), binary=True, suffix=_TMP_SUFFIX)
 
 
 class LastEveryEpochCheckpoint(ModelCheckpoint):
