@@ -46,3 +46,16 @@ def test_train_reads_only_the_networks_modalities(data_dir, tmp_path):
     datamodule.read_only(build_net(cfg).modalities)
     datamodule.setup()
     assert {s: list(d.arrays) for s, d in datamodule.splits.items()} == {s: ["image"] for s in ("train", "val", "test")}
+
+
+def test_pages_are_released_periodically_and_samples_stay_right(tmp_path, monkeypatch):
+    root = write_avmnist(tmp_path / "avmnist", n_train=50, n_test=20)  # SYNTHETIC
+    train = AVMNISTReader(root, val_size=10).load()["train"]
+    train.release_every = 4
+    calls = []
+    release = train.release_pages
+    monkeypatch.setattr(train, "release_pages", lambda: (calls.append(1), release()))
+    raw = np.load(root / "audio" / "train_data.npy")
+    for i in range(10):  # values read after a release are the file's (MultiBench scaling: / 255)
+        assert np.allclose(train[i]["audio"].numpy()[0], raw[i] / 255.0, atol=1e-6)
+    assert len(calls) == 2  # after the 4th and the 8th sample
