@@ -78,15 +78,16 @@ def measure(command: list[str], env: dict) -> dict:
             "output_tail": output.strip().splitlines()[-3:] if proc.returncode else []}
 
 
-def runs(data_dir: Path, work: Path) -> dict[str, list[str]]:
+def runs(data_dir: Path, work: Path, full_epoch: bool = False) -> dict[str, list[str]]:
     py = sys.executable
     common = [f"paths.data_dir={data_dir}", f"paths.log_dir={work / 'logs'}"]
+    limits = ["trainer.max_epochs=1", "logger=csv"] if full_epoch else LIMITS
     return {
-        "image_only": [py, "train.py", "data=avmnist", "fusion=unimodal_image", *common, *LIMITS,
+        "image_only": [py, "train.py", "data=avmnist", "fusion=unimodal_image", *common, *limits,
                        f"hydra.run.dir={work / 'image_only'}"],
-        "fusion": [py, "train.py", "data=avmnist", "fusion=late_avg", *common, *LIMITS,
+        "fusion": [py, "train.py", "data=avmnist", "fusion=late_avg", *common, *limits,
                    f"hydra.run.dir={work / 'fusion'}"],
-        "search": [py, "search.py", "data=avmnist", *common, *LIMITS[1:], "search.pretrain.max_epochs=1",
+        "search": [py, "search.py", "data=avmnist", *common, *limits[1:], "search.pretrain.max_epochs=1",
                    "search.iterations=1", "search.max_layers=1", "search.samples=2", "search.top=1",
                    "search.train.epochs=1", "search.surrogate.epochs=2", f"search.dir={work / 'search'}",
                    f"paths.cache_dir={work / 'cache'}"],
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", default=None, help="fixture folder to write once and reuse (not deleted)")
     parser.add_argument("--only", default=None, help="comma-separated subset of image_only,fusion,search")
     parser.add_argument("--label", default="", help="free text stored in the JSON (e.g. the commit measured)")
+    parser.add_argument("--full-epoch", action="store_true",
+                        help="no batch limits: every run reads every sample once (fusion: ~6 min on 2 cores; "
+                             "the search's pre-training is then a full epoch too: use with --only)")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
     tmp = Path(tempfile.mkdtemp(prefix="repro-bench-memory-"))
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SYNTHETIC fixture written in {time.perf_counter() - start:.0f} s: {data_dir / 'avmnist'}")
         sizes = {p.name: p.stat().st_size for p in (data_dir / "avmnist").rglob("*.npy")}
         results = {}
-        for name, command in runs(data_dir, tmp).items():
+        for name, command in runs(data_dir, tmp, args.full_epoch).items():
             if args.only and name not in args.only.split(","):
                 continue
             r = measure(command, env)
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         record = {"label": args.label, "synthetic": True,
                   "fixture": {"n_train": args.n_train, "n_test": args.n_test, "layout": "multibench",
                               "dtype": "float32", "bytes": sum(sizes.values())},
-                  "limits": LIMITS, "runs": results, "hardware": hardware()}
+                  "limits": [] if args.full_epoch else LIMITS, "full_epoch": args.full_epoch, "runs": results,
+                  "hardware": hardware()}
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "memory.json", json.dumps(record, indent=2) + "\n")
