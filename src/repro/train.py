@@ -90,7 +90,15 @@ def network_name(net: FusionNet) -> str:
 
 
 def build_datamodule(cfg: DictConfig) -> MultimodalDataModule:
-    return MultimodalDataModule.from_config(cfg, fold=cfg.fold)
+    return MultimodalDataModule.from_config(cfg, fold=cfg.fold, overrides=hydra_overrides())
+
+
+def hydra_overrides() -> list[str]:
+    """The command line's overrides of a Hydra app run; [] when composed without one (the compose API)."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
 
 
 def resolve_pos_weight(cfg: DictConfig, datamodule: MultimodalDataModule | None) -> list[float] | None:
@@ -191,10 +199,7 @@ def hydra_choices() -> dict[str, str]:
 
 def base_record(cfg: DictConfig) -> dict:
     choices = hydra_choices()
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:
-        overrides = []
+    overrides = hydra_overrides()
     return {
         "run_id": uuid.uuid4().hex[:12],
         "status": "running",
@@ -263,9 +268,10 @@ def run(cfg: DictConfig) -> float | None:
     try:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
         datamodule = build_datamodule(cfg)
-        record["data_sizes"] = datamodule.split_sizes()  # read the data first: bad input fails before anything else
+        net = build_net(cfg)  # before the data is read: the reader loads only the modalities the network reads
+        datamodule.read_only(net.modalities)
+        record["data_sizes"] = datamodule.split_sizes()  # bad data fails before any training
         record["synthetic"] = bool(datamodule.reader.synthetic)
-        net = build_net(cfg)
         if is_writer:
             print(f"network: {network_name(net)} (data={record['data']} fusion={record['fusion']})", flush=True)
         task = build_task(cfg, net, datamodule)

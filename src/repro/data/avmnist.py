@@ -34,12 +34,13 @@ from repro.data.base import (
 )
 
 SHAPES = {"image": (1, 28, 28), "audio": (1, 112, 112)}
+RAW_SHAPES = {"image": (784,), "audio": (112, 112)}  # per sample, as the .npy files store them
 SCALINGS = {
     "multibench": {"image": Scaling(0.0, 255.0), "audio": Scaling(0.0, 255.0)},
     "mfas": {"image": Scaling(0.1307, 0.3081), "audio": Scaling(0.0, 1.0)},
 }
 LAYOUT_IMAGE_DIR = {"multibench": "image", "mfas": "images"}
-PREPARE_HINT = "download AV-MNIST and point paths.data_dir at it (README, 'Datasets: AV-MNIST')"
+PREPARE_HINT = "download AV-MNIST (README, 'Datasets: AV-MNIST')"
 
 
 def scaling_for(name: str) -> dict[str, Scaling]:
@@ -85,7 +86,8 @@ class AVMNISTReader(Reader):
 
     def resolve_layout(self) -> str:
         if not self.root.is_dir():
-            raise DataError(f"AV-MNIST folder {self.root} does not exist; fix: {PREPARE_HINT}")
+            raise DataError(f"AV-MNIST folder {self.root} does not exist; fix: "
+                            f"{self.point_at(self.root, 'the AV-MNIST folder')}, or {PREPARE_HINT}")
         if self.layout != "auto":
             if self.layout not in LAYOUT_IMAGE_DIR:
                 raise DataError(f"unknown AV-MNIST layout {self.layout!r}; choose auto, multibench or mfas")
@@ -94,24 +96,30 @@ class AVMNISTReader(Reader):
             if (self.root / folder).is_dir():
                 return layout
         raise DataError(
-            f"{self.root} has neither image/ (MultiBench layout) nor images/ (MFAS layout); fix: {PREPARE_HINT}"
+            f"{self.root} has neither image/ (MultiBench layout) nor images/ (MFAS layout); fix: "
+            f"{self.point_at(self.root, 'the folder holding image/ or images/, audio/ and the labels')}"
         )
 
     def _read_split(self, layout: str, split: str) -> ArrayDataset:
-        image_path = self.root / LAYOUT_IMAGE_DIR[layout] / f"{split}_data.npy"
-        audio_path = self.root / "audio" / f"{split}_data.npy"
+        """The split's arrays, memory-mapped (float32 in the release; `ArrayDataset` converts one sample at a time),
+        only for the modalities the model reads (`Reader.modalities`)."""
+        paths = {"image": self.root / LAYOUT_IMAGE_DIR[layout] / f"{split}_data.npy",
+                 "audio": self.root / "audio" / f"{split}_data.npy"}
+        arrays = {m: check_array(load_npy(path, PREPARE_HINT), path, (None, *RAW_SHAPES[m]), PREPARE_HINT)
+                  for m, path in paths.items() if self.reads(m)}
         label_path = self.root / f"{split}_labels.npy"
-        image = check_array(load_npy(image_path, PREPARE_HINT), image_path, (None, 784), PREPARE_HINT)
-        audio = check_array(load_npy(audio_path, PREPARE_HINT), audio_path, (None, 112, 112), PREPARE_HINT)
         labels = check_labels(load_npy(label_path, PREPARE_HINT, mmap=False), label_path, self.num_classes,
                               PREPARE_HINT)
-        if not len(image) == len(audio) == len(labels):
+        counts = {m: len(a) for m, a in arrays.items()}
+        if any(n != len(labels) for n in counts.values()):
+            held = ", ".join(f"{n} {m} samples ({paths[m]})" for m, n in counts.items())
             raise DataError(
-                f"{self.root}: {split} split has {len(image)} images, {len(audio)} spectrograms and "
-                f"{len(labels)} labels; expected equal counts; fix: {PREPARE_HINT}"
+                f"{self.root}: {split} split has {held} but {len(labels)} labels ({label_path}); expected equal "
+                f"counts; fix: the files come from different releases or one was cut short: copy all of them from "
+                f"one download of {split} (image, audio and labels)"
             )
         ids = np.array([f"{split}{i}" for i in range(len(labels))])
-        return ArrayDataset({"image": image, "audio": audio}, labels, ids, self.scaling, SHAPES)
+        return ArrayDataset(arrays, labels, ids, self.scaling, SHAPES)
 
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
         self.check_fold(fold)
@@ -180,7 +188,7 @@ class AVDigitsReader(Reader):
             s = splits[split]
             ids = np.array([f"{split}{i}" for i in range(len(s["label"]))])
             out[split] = ArrayDataset(
-                {"image": s["image"], "audio": s["audio"]}, np.asarray(s["label"], dtype=np.int64), ids,
+                {m: s[m] for m in ("image", "audio") if self.reads(m)}, np.asarray(s["label"], dtype=np.int64), ids,
                 self.scaling, SHAPES,
             )
         return out

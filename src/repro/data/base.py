@@ -1,6 +1,7 @@
 """Reader contract, the in-memory array dataset, and the input checks every reader uses.
 
-Readers hold arrays (often memory-mapped) and hand them to `ArrayDataset`, which converts one sample at a
+Readers hold arrays (memory-mapped where the format allows: `load_npy`; never copied whole: `subset` slices)
+and hand them to `ArrayDataset`, which converts one sample at a
 time to float tensors with a per-modality affine scaling (`(x - shift) / scale`), so uint8 data stays uint8
 in memory. Array-likes that are not numpy arrays work too (e.g. `repro.data.mmimdb.H5Rows`, a lazy
 per-row view of an HDF5 dataset): the dataset only needs `len(a)`, `a[i]` for one sample, and `a[index]`
@@ -11,6 +12,7 @@ Bad input raises `DataError`: one line naming the file, what was expected and th
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +79,21 @@ class ArrayDataset(Dataset):
         # long = class indices (cross-entropy); float32 = multi-hot rows (multilabel BCE).
         self.label_dtype = label_dtype
 
+    # A memory-map's pages count in the process's resident set once read, so one pass over AV-MNIST's spectrograms
+    # would make the whole 3 GB file resident. Every this many samples read, the mapped pages are handed back to
+    # the kernel (they stay in the page cache: re-reading costs no disk access), which bounds the RSS to the
+    # pages of the last few thousand samples.
+    release_every = 4096
+
     def __len__(self) -> int:
         return len(self.labels)
+
+    def release_pages(self) -> None:
+        """Drop the resident pages of every memory-mapped array (`madvise(MADV_DONTNEED)`; Linux)."""
+        for a in self.arrays.values():
+            mapping = getattr(a, "_mmap", None)  # np.memmap's mmap object, shared by its slices (views)
+            if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
 
     def _tensor(self, m: str, i: int) -> torch.Tensor:
         x = torch.from_numpy(np.array(self.arrays[m][i], dtype=np.float32))  # copy: memmaps are read-only
@@ -90,21 +105,40 @@ class ArrayDataset(Dataset):
         return x
 
     def __getitem__(self, i: int) -> dict:
+        self._reads = getattr(self, "_reads", 0) + 1
+        if self._reads % self.release_every == 0:
+            self.release_pages()
         sample = {m: self._tensor(m, i) for m in self.arrays}
         sample["label"] = torch.as_tensor(self.labels[i]).to(self.label_dtype)
         sample["id"] = str(self.ids[i])
         return sample
 
     def subset(self, index: np.ndarray) -> ArrayDataset:
-        """A view on the given sample indices (used for index-range splits and folds)."""
+        """A view on the given sample indices (used for index-range splits and folds).
+
+        A contiguous ascending range of a numpy array (a memory-map included) is taken as a slice, which numpy
+        returns as a view: fancy indexing would copy it (AV-MNIST's 55k train spectrograms are 2.8 GB)."""
+        rows = contiguous_slice(index)
         return ArrayDataset(
-            {m: a[index] for m, a in self.arrays.items()},
+            {m: a[rows] if rows is not None and isinstance(a, np.ndarray) else a[index]
+             for m, a in self.arrays.items()},
             self.labels[index],
             self.ids[index],
             self.scaling,
             self.shapes,
             self.label_dtype,
         )
+
+
+def contiguous_slice(index) -> slice | None:
+    """`slice(a, b)` when `index` is the integer range a, a+1, ..., b-1 (non-empty), else None."""
+    index = np.asarray(index)
+    if index.ndim != 1 or index.dtype.kind not in "iu" or index.size == 0:
+        return None
+    first = int(index[0])
+    if not np.array_equal(index, np.arange(first, first + index.size)):
+        return None
+    return slice(first, first + index.size)
 
 
 class Reader:
@@ -118,6 +152,10 @@ class Reader:
 
     name: str = "reader"
     num_folds: int = 0
+    # The modalities the model reads (set by the datamodule before `load`; None = all). A reader that can skip a
+    # modality's files honours it (AV-MNIST: an image-only run never opens the 3 GB of spectrograms); the others
+    # load everything as before.
+    modalities: tuple[str, ...] | None = None
     prepare_hint: str = "see the README section 'Datasets'"
     synthetic: bool = False
 
@@ -125,6 +163,9 @@ class Reader:
     data_format: str = ""  # the on-disk layout, one line
     synthetic_mark: str = "a SYNTHETIC.txt file in the dataset folder"  # how `load` sets `synthetic`
     path_key: str = "data.reader.root"  # the config key that points the reader at its folder
+    # The key the user actually set to point at the folder (`path_key` or `paths.data_dir`), told by the layer that
+    # sees the command line (`folder_key_from_overrides`); the errors' fixes name it. None: neither was set.
+    folder_key: str | None = None
     # Overrides every run on this reader's SYNTHETIC fixture needs (tables' SMOKE mode adds them), e.g.
     # `data.check_steps=false` where the fixture's sequences are shorter than the release's.
     fixture_overrides: tuple[str, ...] = ()
@@ -144,6 +185,20 @@ class Reader:
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def point_at(self, folder: Path, what: str) -> str:
+        """The fix for a folder that is not there: set the key the user set (or either way to point at it)."""
+        data_dir_way = f"paths.data_dir=<the folder holding {folder.name}/>"
+        own_way = f"{self.path_key}=<{what}>"
+        if self.folder_key == "paths.data_dir":
+            return f"your paths.data_dir has no {folder.name}/: set {data_dir_way} (or {own_way})"
+        if self.folder_key == self.path_key:
+            return f"your {self.path_key} is not that folder: set {own_way}"
+        return f"set {data_dir_way} or {own_way}"
+
+    def reads(self, modality: str) -> bool:
+        """Whether `load` should read `modality` (every modality unless `modalities` restricts them)."""
+        return self.modalities is None or modality in self.modalities
+
     def check_fold(self, fold: int | None) -> None:
         if self.num_folds == 0 and fold is not None:
             raise DataError(f"{self.name} has fixed splits and no folds; drop `fold={fold}` (use fold=null)")
@@ -158,6 +213,15 @@ def has_synthetic_mark(folder: Path) -> bool:
     return (Path(folder) / "SYNTHETIC.txt").is_file()
 
 
+def folder_key_from_overrides(overrides, path_key: str) -> str | None:
+    """Which key a command line used to point at the data: the reader's own `path_key` (wins: it is the more
+    specific), else `paths.data_dir`, else None (the configs' default folder, `REPRO_DATA_DIR` or ./data)."""
+    keys = {str(o).lstrip("+~").split("=", 1)[0] for o in overrides or ()}
+    if path_key in keys:
+        return path_key
+    return "paths.data_dir" if "paths.data_dir" in keys else None
+
+
 def require_file(path: Path, hint: str) -> Path:
     if not path.is_file():
         raise DataError(f"missing file {path}: expected it to exist; fix: {hint}")
@@ -168,8 +232,10 @@ def load_npy(path: Path, hint: str, mmap: bool = True) -> np.ndarray:
     require_file(path, hint)
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataError(f"cannot read {path} as a .npy array ({err}); fix: {hint}") from None
+    except (ValueError, OSError, EOFError) as err:  # a cut-short copy: the header promises more bytes than it has
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"cannot read {path} as a .npy array ({reason}): the file is truncated or not a .npy; fix: "
+                        f"copy it again from the release (compare its size with the original); {hint}") from None
 
 
 def check_array(

@@ -103,7 +103,7 @@ def split_summary(dataset) -> dict:
 def check(args: list[str]) -> dict:
     entry = _dataset(args)
     cfg = _compose(args)
-    datamodule = MultimodalDataModule.from_config(cfg, cfg.fold)
+    datamodule = MultimodalDataModule.from_config(cfg, cfg.fold, overrides=args)
     reader = datamodule.reader
     folds = None
     if reader.num_folds > 0:

@@ -14,15 +14,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from repro.data.base import ArrayDataset, DataError, Reader
+from repro.data.base import ArrayDataset, DataError, Reader, folder_key_from_overrides
 from repro.data.transforms import TransformedDataset, TransformError, fit_pipelines, parse_transforms
 
 
 class MultimodalDataModule(L.LightningDataModule):
     @classmethod
-    def from_config(cls, cfg, fold: int | None = None) -> MultimodalDataModule:
+    def from_config(cls, cfg, fold: int | None = None, overrides: Sequence[str] | None = None) -> MultimodalDataModule:
         """The reader and datamodule of a composed `train` config (`train.py`, `python -m repro.data check`): a
-        reader's own argument check (DataError) comes out as its one line, not wrapped by Hydra."""
+        reader's own argument check (DataError) comes out as its one line, not wrapped by Hydra. `overrides` (the
+        command line) tell the reader which key the user pointed at the data with, for its errors' fixes."""
         from hydra.errors import InstantiationException
         from hydra.utils import instantiate
 
@@ -32,6 +33,7 @@ class MultimodalDataModule(L.LightningDataModule):
             if isinstance(err.__cause__, DataError):
                 raise err.__cause__ from None
             raise
+        reader.folder_key = folder_key_from_overrides(overrides, reader.path_key)
         return cls(
             reader,
             fold=fold,
@@ -76,6 +78,16 @@ class MultimodalDataModule(L.LightningDataModule):
         # seeds the transforms' generator without dataloader workers; None = torch's seed (set by `seed=`)
         self.transform_seed = transform_seed
         self._transformed: dict[str, Dataset] = {}
+
+    def read_only(self, modalities) -> None:
+        """Load only these modalities (the ones the network reads, `FusionNet.modalities`): the reader skips the
+        others' files where its format allows (`Reader.modalities`), and their transforms are dropped. Call it
+        before the data is loaded."""
+        if self.splits is not None:
+            raise RuntimeError("read_only() must come before the data is loaded (setup)")
+        self.reader.modalities = tuple(modalities)
+        self.transforms = {kind: {m: p for m, p in pipelines.items() if m in modalities}
+                           for kind, pipelines in self.transforms.items()}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:

@@ -15,9 +15,12 @@ directory is `search.dir` (default `outputs/search/<data>-<search.name>-seed<see
 
 from __future__ import annotations
 
+import json
 import logging
+import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import ConfigError, check_cli
-from repro.data.base import DataError
+from repro.data.base import DataError, folder_key_from_overrides
 from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.models.init import init_encoders
 from repro.provenance import run_identity
@@ -63,9 +66,15 @@ def compose_search(overrides: list[str]) -> DictConfig:
 
 def pretrain_overrides(overrides: list[str], modality: str, max_epochs: int) -> list[str]:
     """The user's data/backbone/trainer overrides, with the unimodal fusion of `modality`. The default callbacks
-    are kept (`callbacks=` dropped) so that the encoder is the best-validation checkpoint."""
+    are kept (`callbacks=` dropped) so that the encoder is the best-validation checkpoint; `DurationEstimate` prints
+    the expected pre-training time before it starts (at the backbone's measured `train_samples_per_s` of that
+    encoder, when the backbone config states one) and its projection after the first epoch."""
     kept = [o for o in overrides if not o.lstrip("+~").startswith(("search", "fusion", "callbacks="))]
-    return kept + [f"fusion=unimodal_{modality}", f"trainer.max_epochs={max_epochs}"]
+    estimate = "+callbacks.duration_estimate"
+    return kept + [f"fusion=unimodal_{modality}", f"trainer.max_epochs={max_epochs}",
+                   f"{estimate}._target_=repro.callbacks.DurationEstimate",
+                   f"{estimate}.samples_per_s=${{oc.select:backbone.train_samples_per_s.{modality},null}}",
+                   f"{estimate}.label='pre-training the {modality} encoder'"]
 
 
 def pretrained_checkpoints(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
@@ -82,7 +91,8 @@ def pretrained_checkpoints(cfg: DictConfig, overrides: list[str]) -> dict[str, s
         run_dir = Path(cfg.search.pretrain.dir) / m
         record = run_dir / RESULTS_FILE
         if not (record.is_file() and read_record(record).get("status") == "completed"):
-            say(f"pre-training the {m} encoder (unimodal, {cfg.search.pretrain.max_epochs} epochs) in {run_dir}")
+            say(f"pre-training the {m} encoder (unimodal, search.pretrain.max_epochs={cfg.search.pretrain.max_epochs})"
+                f" in {run_dir}; skip it with backbone.init_from.{m}=<a trained run>")
             sub = compose_train(pretrain_overrides(overrides, m, int(cfg.search.pretrain.max_epochs)),
                                 output_dir=run_dir)
             train_run(sub)
@@ -154,18 +164,38 @@ def header(cfg: DictConfig, space: SearchSpace, settings: SearchSettings, train:
     }
 
 
-def train_commands(cfg: DictConfig, search_dir: Path, top: list[dict]) -> list[str]:
-    return [f"python train.py data={cfg.data.name} fusion=mfas_found fusion.search_dir={search_dir} "
-            f"fusion.rank={t['rank']}" for t in top]
+# The search's overrides a found architecture's train.py command must repeat to read the same data with the same
+# encoders: the data folder and reader options, the fold, the backbone. (`data=` is written from the config;
+# `backbone.init_from` is not repeated: fusion.search_dir starts the encoders from the search's checkpoints.)
+CARRIED_PREFIXES = ("data.", "paths.data_dir=", "paths.root_dir=", "fold=", "backbone=", "backbone.")
 
 
-def write_found(cfg: DictConfig, search_dir: Path, record: dict) -> Path:
+def carried_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides of `overrides` that say which data (and encoders) the search ran on."""
+    kept = []
+    for o in overrides:
+        key = o.lstrip("+~")
+        if key.startswith(CARRIED_PREFIXES) and not key.startswith("backbone.init_from"):
+            kept.append(o)
+    return kept
+
+
+def train_commands(cfg: DictConfig, search_dir: Path, top: list[dict], overrides: Sequence[str] = ()) -> list[str]:
+    """`train.py` commands that train each of `top` to completion on the data the search used."""
+    carried = " ".join(shlex.quote(o) for o in carried_overrides(overrides))
+    return [" ".join(filter(None, [f"python train.py data={cfg.data.name}", carried,
+                                   f"fusion=mfas_found fusion.search_dir={shlex.quote(str(search_dir))} "
+                                   f"fusion.rank={t['rank']}"])) for t in top]
+
+
+def write_found(cfg: DictConfig, search_dir: Path, record: dict, overrides: Sequence[str] = ()) -> Path:
     lines = [f"# {record['strategy']} search on {record['data']} (seed {record['seed']}): the best architectures by "
              "validation score.", "# Train one to completion with the command beside it (fusion=mfas_found).",
              f"search_dir: {search_dir}", "top:"]
-    for t, command in zip(record["top"], train_commands(cfg, search_dir, record["top"])):
+    for t, command in zip(record["top"], train_commands(cfg, search_dir, record["top"], overrides)):
+        # json.dumps: a valid YAML double-quoted scalar whatever the command holds (quotes in a path included)
         lines += [f"  - rank: {t['rank']}", f"    score: {t['score']:.4f}", f"    arch: \"{t['arch']}\"",
-                  f"    command: \"{command}\""]
+                  f"    command: {json.dumps(command)}"]
     path = search_dir / "found.yaml"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -185,6 +215,8 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     space = SearchSpace.from_encoders(encoders, list(sp.modalities), taps=sp.get("taps"),
                                       nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers)
     reader = instantiate(cfg.data.reader)
+    reader.folder_key = folder_key_from_overrides(overrides, reader.path_key)
+    reader.modalities = tuple(sp.modalities)  # the search reads its two modalities only
     splits = reader.load(cfg.fold)
     datasets = {s: splits[s] for s in SEARCH_SPLITS}
     source, cache = feature_source(cfg, encoders, datasets, list(sp.modalities))
@@ -224,7 +256,7 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
         timing["architectures"] = len(seconds)
         state.record["summary"] = summary(state.record)
         state.save()
-    found = write_found(cfg, search_dir, state.record)
+    found = write_found(cfg, search_dir, state.record, overrides)
     print_summary(state.record, found)
     return state.record
 
