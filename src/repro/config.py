@@ -70,6 +70,19 @@ def data_family(data: str, config_dir: Path = CONFIG_DIR, _seen: tuple[str, ...]
                       f"(e.g. family: image_audio; null = only methods naming {data} support it): add it")
 
 
+def data_reader_settings(data: str, config_dir: Path = CONFIG_DIR, _seen: tuple[str, ...] = ()) -> dict:
+    """The literal `reader:` mapping of configs/data/<data>.yaml merged over those of the data configs it extends
+    (same-group `defaults`, earlier first, its own keys last, as Hydra merges `_self_` last). Interpolations stay
+    strings (e.g. `${paths.data_dir}/mosi`)."""
+    cfg = _load(config_dir, "data", data)
+    merged: dict = {}
+    for parent in [d for d in cfg.get("defaults") or [] if isinstance(d, str) and d != "_self_" and d not in _seen]:
+        if (config_dir / "data" / f"{parent}.yaml").is_file():
+            merged.update(data_reader_settings(parent, config_dir, (*_seen, data)))
+    merged.update(cfg.get("reader") or {})
+    return merged
+
+
 def fusion_supports(fusion: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     """`supports:` of configs/fusion/<fusion>.yaml: the data families and data names the method runs on."""
     supports = _load(config_dir, "fusion", fusion).get("supports")

@@ -346,6 +346,8 @@ class MulTPickleReader(_PickleReader):
     # the SYNTHETIC fixture's sequences are shorter than the release's: check the feature sizes only
     fixture_overrides = ("data.check_steps=false",)
 
+    fixture_options = ("dataset", "aligned")
+
     @classmethod
     def write_fixture(cls, folder: Path, dataset: str = "mosi", aligned: bool = True, **options) -> Path:
         """Aligned: one MulT pickle. Unaligned: both pickles of the same segments (the aligned word vectors are

@@ -2,10 +2,11 @@
 
 A reader class declares what is the same for every dataset it reads (`repro.data.base.Reader`): `data_format`
 (one line), `synthetic_mark` (how `load` sets `synthetic`), `path_key` (the config key naming its folder),
-`write_fixture` (its SYNTHETIC fixture writer) and the overrides a run on that fixture needs. An entry here adds
-what differs between data configs that share a reader: the sub-folder of `paths.data_dir` the data config reads and
-the reader arguments that select the variant (MulT's `dataset` / `aligned`; `tests/data/test_registry.py` checks
-both against the composed configs, and that every data config has an entry).
+`write_fixture` (its SYNTHETIC fixture writer), `fixture_options` and the overrides a run on that fixture needs.
+What differs between data configs that share a reader is read off each data config itself (`entry_of`): the
+sub-folder of `paths.data_dir` it reads and the values of the reader's `fixture_options` (MulT's `dataset` /
+`aligned`). So a new dataset is its reader module and its data config — no entry to add here;
+`tests/data/test_registry.py` checks every entry against the composed config.
 
 Users reach it through `python -m repro.data check|fixture` (`repro.data.cli`); tables' SMOKE mode asks it for the
 fixture a table names (`smoke.fixture`).
@@ -18,13 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from repro.data.avmnist import AVDigitsReader, AVMNISTReader
+from repro.config import available, data_reader_settings
 from repro.data.base import DataError, Reader
-from repro.data.cmu import MulTPickleReader
-from repro.data.mmimdb import MMIMDBReader
-from repro.data.msaf_mosei import MSAFMoseiReader
-from repro.data.pom import POMReader
-from repro.data.synthetic import GroupFoldReader
 
 # The fixture a table without a `smoke.fixture` key reads (the AV-MNIST tables predate the key).
 DEFAULT_SMOKE_DATASET = "avmnist"
@@ -73,31 +69,29 @@ class Dataset:
         return [f"{self.reader.path_key}={folder}"]
 
 
-def _entries() -> dict[str, Dataset]:
-    entries = [
-        Dataset("avdigits", AVDigitsReader),
-        Dataset("avdigits_full", AVDigitsReader, "avdigits_full"),
-        Dataset("avmnist", AVMNISTReader, "avmnist"),
-        Dataset("synthetic_folds", GroupFoldReader, "synthetic_folds"),
-        Dataset("mmimdb", MMIMDBReader, "mmimdb"),
-        Dataset("pom", POMReader, "pom"),
-        Dataset("mosei_msaf", MSAFMoseiReader, "mosei_msaf"),
-    ]
-    for dataset in ("mosi", "mosei", "iemocap"):  # MulT's pickles: aligned and unaligned share the folder
-        entries.append(Dataset(dataset, MulTPickleReader, dataset, MappingProxyType({"dataset": dataset,
-                                                                                      "aligned": True})))
-        entries.append(Dataset(f"{dataset}_unaligned", MulTPickleReader, dataset,
-                               MappingProxyType({"dataset": dataset, "aligned": False})))
-    return {e.name: e for e in entries}
+DATA_DIR_PREFIX = "${paths.data_dir}/"
 
 
-DATASETS: Mapping[str, Dataset] = MappingProxyType(_entries())
+def entry_of(name: str) -> Dataset:
+    """configs/data/<name>.yaml's entry, read off the config itself: its reader class (`reader._target_`), the
+    sub-folder of `paths.data_dir` its `path_key` names, and the values of the class's `fixture_options`."""
+    from hydra.utils import get_class
+
+    settings = data_reader_settings(name)
+    reader = get_class(settings["_target_"])
+    path = settings.get(reader.path_key.rsplit(".", 1)[1])
+    folder = path[len(DATA_DIR_PREFIX):] if isinstance(path, str) and path.startswith(DATA_DIR_PREFIX) else None
+    options = {key: settings[key] for key in reader.fixture_options if key in settings}
+    return Dataset(name, reader, folder, MappingProxyType(options))
+
+
+DATASETS: Mapping[str, Dataset] = MappingProxyType({name: entry_of(name) for name in available("data")})
 
 
 def get(name: str) -> Dataset:
     if name not in DATASETS:
         raise DataError(f"no dataset {name!r} in the registry; registered: {', '.join(sorted(DATASETS))}; fix: "
-                        f"choose one of those, or add an entry for configs/data/{name}.yaml to repro.data.registry")
+                        f"choose one of those, or add configs/data/{name}.yaml (its reader._target_ names the reader)")
     return DATASETS[name]
 
 
