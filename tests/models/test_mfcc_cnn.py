@@ -94,3 +94,25 @@ def test_other_input_length_changes_only_the_head():
     net = MFCCNet(input_length=100)  # (100-4)//8 = 12 positions after the pool
     assert tuple(net.taps(torch.randn(2, 13, 100))[-1].shape) == (2, 64 * 12)
     assert sum(p.numel() for p in net.parameters()) == 34_024 - 64 * (26 - 12) * 8
+
+
+def test_msaf_fuses_before_the_pool_as_the_authors_cut():
+    """MSAFNet on a small LeNet stand-in for the video net: the fused audio conv2 map (32 × 208) enters stage conv3,
+    whose max-pool comes after the fusion (authors' msaf_ravdess.py: audio blocks end before indices 5 and 11)."""
+    from repro.models.backbones.lenet import LeNet
+    from repro.models.fusion.msaf import MSAFNet
+
+    torch.manual_seed(0)
+    video = LeNet(in_channels=1, base_channels=16, num_stages=3, num_classes=8)  # taps conv2: 32 ch, conv3: 64 ch
+    net = MSAFNet({"video": video, "audio": MFCCNet()}, 8,
+                  points=[{"video": "conv2", "audio": "conv2"}, {"video": "conv3", "audio": "conv3"}],
+                  block_channels=[16, 32], reduction=4, block_dropout=0.2).eval()
+    assert [m.num_blocks for m in net.msaf] == [[2, 2], [2, 2]]  # audio: 32/16 and 64/32 blocks, as the authors'
+    seen = {}
+    net.msaf[0].register_forward_hook(lambda m, args, out: seen.update(fused=out[0][1]))
+    net.encoders["audio"].stages[2].register_forward_pre_hook(lambda m, args: seen.update(conv3_in=args[0]))
+    batch = {"video": torch.randn(2, 1, 16, 16), "audio": torch.randn(2, 13, 212), "label": torch.zeros(2).long()}
+    with torch.no_grad():
+        out = net(batch)
+    assert tuple(out.logits.shape) == (2, 8)
+    assert tuple(seen["fused"].shape) == (2, 32, 208) and seen["conv3_in"] is seen["fused"]
