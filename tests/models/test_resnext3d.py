@@ -128,3 +128,13 @@ def test_missing_or_unreadable_file_is_a_one_line_error(tmp_path):
     junk.write_text("not a checkpoint")
     with pytest.raises(ConfigError, match="cannot read .*junk.pth"):
         load_kinetics(ResNeXt3D(num_classes=8), junk)
+
+
+def test_channels_last_is_the_same_function(clip):
+    torch.manual_seed(4)
+    plain = ResNeXt3D(num_classes=8).eval()
+    fast = ResNeXt3D(num_classes=8, channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    assert fast.stages[0].conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(clip), plain(clip), rtol=1e-4, atol=1e-4)
