@@ -166,11 +166,11 @@ class Reader:
     # The key the user actually set to point at the folder (`path_key` or `paths.data_dir`), told by the layer that
     # sees the command line (`folder_key_from_overrides`); the errors' fixes name it. None: neither was set.
     folder_key: str | None = None
-    # Overrides every run on this reader's SYNTHETIC fixture needs (tables' SMOKE mode adds them), e.g.
-    # `data.check_steps=false` where the fixture's sequences are shorter than the release's.
     # Reader arguments that select a variant of the format (MulT's `dataset`, `aligned`): the registry passes their
     # values in a data config to `write_fixture`, so each data config gets the fixture of its variant.
     fixture_options: tuple[str, ...] = ()
+    # Overrides every run on this reader's SYNTHETIC fixture needs (tables' SMOKE mode adds them), e.g.
+    # `data.check_steps=false` where the fixture's sequences are shorter than the release's.
     fixture_overrides: tuple[str, ...] = ()
     # What else a run on the fixture needs: its split sizes where the data config's defaults need the full release,
     # a fold where the reader defines folds (a table's `smoke` section sets its own; `python -m repro.data fixture`
