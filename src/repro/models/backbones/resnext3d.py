@@ -48,16 +48,29 @@ ResNeXt was Kinetics-pretrained: from scratch (``pretrained=None``) is the defau
 function up to float rounding. Measured on this project's 2-core CPU machine, one train step (forward + CE +
 backward + Adam) at 30×224²: batch 2 9.7 s → 7.1 s, batch 1 4.7 s → 4.4 s (peak RSS ≈ 3.7 GB at batch 2 either
 way). Off by default until it is measured on a GPU.
+
+``input_layout``: ``"BCTHW"`` (default; Hara's layout) or ``"BTCHW"`` — the RAVDESS batches' (B, T, C, H, W)
+frames, permuted to (B, C, T, H, W) before the stem (the authors' ``images.permute(0, 2, 1, 3, 4)``).
+
+``checkpoint_activations=True`` (training with gradients only) recomputes each stage's activations in backward
+instead of storing them: the stem and every bottleneck block run under ``torch.utils.checkpoint`` (non-reentrant),
+so only the block inputs are kept through the forward pass. The same function and gradients; BatchNorm running
+statistics are NOT updated twice: the recomputation runs under a context that snapshots every BN buffer of the
+block and restores it afterwards (a test checks the buffers equal the non-checkpointed network's). The cost is
+one more forward of each block in backward (measured numbers: docs/msaf.md "Networks on RAVDESS").
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder
@@ -68,6 +81,7 @@ LAYER_STRIDES = (1, 2, 2, 2)
 EXPANSION = 2
 STAGE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
 MSAF_TAPS = ("layer3", "layer4")      # where MSAF fuses on RAVDESS (IMPLEMENTATION-NOTES §1.2)
+INPUT_LAYOUTS = ("BCTHW", "BTCHW")
 WEIGHTS_HINT = ("fix: pass a 3D ResNeXt-50 checkpoint (cardinality 32, shortcut B) in Hara et al.'s format "
                 "({'state_dict': {'module.conv1.weight', ..., 'module.layer4.2.bn3.bias', 'module.fc.*'}}), "
                 "or pretrained=null to train from scratch")
@@ -120,8 +134,15 @@ class ResNeXt3D(StagedEncoder):
         quirk_no_relu_after_bn1: bool = False,
         pretrained: str | None = None,
         channels_last: bool = False,
+        input_layout: str = "BCTHW",
+        checkpoint_activations: bool = False,
     ):
         super().__init__()
+        if input_layout not in INPUT_LAYOUTS:
+            raise ValueError(f"ResNeXt3D input_layout={input_layout!r}: use one of {list(INPUT_LAYOUTS)} "
+                             "(BTCHW = frames first, as the RAVDESS batches)")
+        self.input_layout = input_layout
+        self.checkpoint_activations = bool(checkpoint_activations)
         self.quirk_no_relu_after_bn1 = bool(quirk_no_relu_after_bn1)
         self.stage_names = list(STAGE_NAMES)
         self.stage_channels = [64] + [p * EXPANSION for p in PLANES]
@@ -146,9 +167,18 @@ class ResNeXt3D(StagedEncoder):
             self.to(memory_format=torch.channels_last_3d)
 
     def run_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        if i == 0 and self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        return self.stages[i](x)
+        if i == 0:
+            if self.input_layout == "BTCHW":
+                x = x.permute(0, 2, 1, 3, 4)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+        if not (self.checkpoint_activations and self.training and torch.is_grad_enabled()):
+            return self.stages[i](x)
+        # The stem is one checkpointed unit; a layer is checkpointed block by block (only block inputs are kept).
+        units = [self.stages[i]] if i == 0 else list(self.stages[i])
+        for unit in units:
+            x = checkpoint(unit, x, use_reentrant=False, context_fn=partial(bn_safe_contexts, unit))
+        return x
 
     def reset_parameters(self) -> None:
         # Hara's initialisation; the Linear head keeps PyTorch's default, as there.
@@ -158,6 +188,25 @@ class ResNeXt3D(StagedEncoder):
             elif isinstance(m, nn.BatchNorm3d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+@contextmanager
+def restored_bn_buffers(module: nn.Module) -> Iterator[None]:
+    """Run the body, then put every BatchNorm buffer of `module` back as it was (running stats, batch counter)."""
+    saved = [(buf, buf.clone()) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             for buf in m.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+
+
+def bn_safe_contexts(module: nn.Module):
+    """torch.utils.checkpoint `context_fn`: the forward as usual; the backward's recomputation must not update the
+    BatchNorm running statistics a second time, so it runs under `restored_bn_buffers`."""
+    return nullcontext(), restored_bn_buffers(module)
 
 
 # -- Hara et al.'s checkpoint format ------------------------------------------------------------------------------

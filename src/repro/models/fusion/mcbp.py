@@ -7,7 +7,10 @@ The sketch of an outer product is the circular convolution of the sketches (Pham
 the frequency domain:   Psi(x (x) y) = IFFT(FFT(Psi(x)) * FFT(Psi(y))),
 and E[<Psi(x (x) y), Psi(x' (x) y')>] = <x, x'><y, y'> over the random hashes. With M modalities the FFTs of
 all M sketches are multiplied. As in Fukui et al. (and Gao et al.), the result goes through a signed
-square root and L2 normalisation, then a fully connected classifier (optional dropout before it).
+square root and L2 normalisation, then a fully connected classifier (optional dropout before it). ``hidden``
+adds hidden layers before the class layer (Linear -> ReLU -> Dropout each; Fukui et al.'s VQA network has none,
+MSAF's RAVDESS MCBP baseline needs ~25 M parameters after the sketch, configs/preset/ravdess_mcbp.yaml); with no
+hidden layer the classifier stays one ``nn.Linear`` (the checkpoint keys of earlier runs).
 h and s are drawn once from ``seed`` and stored as (persistent) buffers so a checkpoint keeps them.
 """
 
@@ -17,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.models.blocks import hidden_sizes, mlp
 from repro.models.net import FeatureFusionNet
 
 
@@ -49,13 +53,16 @@ def signed_sqrt(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 
 class MCBPNet(FeatureFusionNet):
-    def __init__(self, encoders, num_classes: int, output_dim: int = 16000, seed: int = 0, dropout: float = 0.0):
+    def __init__(self, encoders, num_classes: int, output_dim: int = 16000, seed: int = 0, dropout: float = 0.0,
+                 hidden=None):
         super().__init__(encoders, num_classes)
+        self.hidden = hidden_sizes(hidden)
         self.output_dim = int(output_dim)
         gen = torch.Generator().manual_seed(int(seed))
         self.sketch = nn.ModuleDict({m: CountSketch(d, self.output_dim, gen) for m, d in self.embed_dims.items()})
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.output_dim, num_classes)
+        self.classifier = (mlp(self.output_dim, self.hidden, num_classes, dropout) if self.hidden
+                           else nn.Linear(self.output_dim, num_classes))
 
     def pooled(self, embeddings: dict[str, torch.Tensor]) -> torch.Tensor:
         """MCBP feature (B, d): signed sqrt + L2 normalisation of the compact bilinear product."""
