@@ -81,6 +81,11 @@ bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digit
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
 
+.PHONY: bench-msaf-ravdess
+bench-msaf-ravdess: $(STAMP) ## MSAF RAVDESS train step, batch 2 × 30×224², CPU: fp32 / channels-last / checkpointed activations, one process each → outputs/bench/msaf_ravdess_cpu.json
+	$(PY) scripts/bench_video.py --device cpu --net msaf --isolate --steps 3 --warmup 1 \
+		--variants fp32,fp32_channels_last,fp32_ckpt,fp32_channels_last_ckpt --out outputs/bench/msaf_ravdess_cpu.json $(ARGS)
+
 search: $(STAMP) ## MFAS architecture search; ARGS="data=avdigits search=random ..." (see README "MFAS")
 	$(PY) search.py $(ARGS)
 

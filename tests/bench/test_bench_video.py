@@ -33,3 +33,25 @@ def test_bf16_is_offered_only_where_cuda_is():
     bench = load_script()
     assert bench.default_variants("cpu") == ["fp32", "fp32_channels_last"]
     assert bench.default_variants("cuda") == ["fp32", "fp32_channels_last", "bf16", "bf16_channels_last"]
+
+
+def test_msaf_network_through_the_config_path_in_its_own_process(tmp_path):
+    """`--net msaf --isolate`: the RAVDESS MSAF network (its preset) on a tiny SYNTHETIC batch, one child process per
+    variant; the record names the network, its parameter count and the load average around the timed steps."""
+    out = tmp_path / "msaf.json"
+    bench = load_script()
+    assert bench.main(["--device", "cpu", "--net", "msaf", "--isolate", "--batch", "2", "--frames", "8", "--size",
+                       "32", "--steps", "1", "--warmup", "0", "--variants", "fp32_ckpt", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["net"] == "msaf" and list(record["results"]) == ["fp32_ckpt"]
+    result = record["results"]["fp32_ckpt"]
+    assert result["params"] == 25_940_724 and result["steps_timed"] == 1
+    assert len(result["loadavg_before"]) == 3 and result["peak_memory_bytes"] > 100 * 2**20
+
+
+def test_unknown_variant_exits_2_naming_the_choices(tmp_path, capsys):
+    bench = load_script()
+    assert bench.main(["--device", "cpu", "--variants", "fp16", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "fp16" in err and "fp32_ckpt" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.json").exists()
