@@ -42,11 +42,17 @@ SUPPORTED_ON_MAIN = {
             "unimodal_vision"],
     "synthetic_folds": ["concat", "late_avg", "msaf", "unimodal_audio", "unimodal_image"],
 }
+# Added since (issue 14): the RAVDESS pairs, every MSAF Table 1 row (video_audio) and the audio-only release.
+SUPPORTED_ON_MAIN |= {
+    "ravdess": ["concat", "late_avg", "late_product", "mcbp", "mmtm", "msaf", "multiplicative", "unimodal_audio",
+                "unimodal_video"],
+    "ravdess_audio": ["unimodal_audio"],
+}
 
 
 def test_supported_pairs_are_exactly_those_of_main():
     assert {d: supported_fusions(d) for d in available("data")} == SUPPORTED_ON_MAIN
-    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95
+    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10
 
 
 def test_every_supports_entry_names_a_family_or_a_data_set():
