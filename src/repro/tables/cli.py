@@ -43,7 +43,8 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     todo = [p for p in plans if p.missing]
     jobs = min(jobs, max(1, len(todo)))  # fewer rows than jobs: give each row more threads
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    problem = preflight(table, extra) if todo else None
+    # the first repeat to run composes with its own values: a fold-wise dataset is read for a fold
+    problem = preflight(table, [*extra, *(f"{k}={v}" for k, v in todo[0].missing[0].items())]) if todo else None
     if problem:
         print(f"[tables] {table.name}: not run — {problem}", file=sys.stderr)
         return 1
