@@ -138,12 +138,13 @@ def per_class(values: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[n
 
 def figure_arrays(att: Attention, module: int) -> dict[str, np.ndarray]:
     """Fig. 6 (module `module`, 0-based) and Fig. 7 (every module) as arrays."""
-    shares = modality_shares(att.modules[module], att.block_modality[module], len(att.modalities))
+    # float64: means over thousands of float32 samples × channels drift by ~1e-5 otherwise
+    shares = modality_shares(att.modules[module].astype(np.float64), att.block_modality[module], len(att.modalities))
     share_channels, counts = per_class(shares, att.labels, len(att.class_names))
     arrays = {"fig6_share_channels": share_channels, "fig6_share": share_channels.mean(axis=-1),
               "fig6_class_counts": counts}
     for k, a in enumerate(att.modules):
-        arrays[f"fig7_module{k + 1}_block_mean"] = a.mean(axis=(0, 2))
+        arrays[f"fig7_module{k + 1}_block_mean"] = a.mean(axis=(0, 2), dtype=np.float64)
     return arrays
 
 
