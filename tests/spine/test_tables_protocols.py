@@ -68,7 +68,7 @@ def test_protocol_columns_count_only_their_records(tmp_path):
     # 65 ± 5 on the paper's protocol (paper 62.99, Δ +2.01); 51 ± 1 on validation; 25.88 M params as the paper
     assert line == ("| 3D ResNeXt50 (video only) | 65.00 ± 5.00 | 62.99 | +2.01 | 51.00 ± 1.00 | 25.88 | 25.88 | +0.00 "
                     "| 4 |")
-    assert "checkpoint selected on test, val" in md
+    assert "checkpoint selected on test, val" in md and " from 4 records made at " in md  # both protocols' runs
     with open(tables.table_dir(table, False, tmp_path).with_suffix(".runs.csv")) as f:
         runs = list(csv.DictReader(f))
     by_repeat = {r["repeat"]: r for r in runs}

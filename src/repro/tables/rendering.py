@@ -107,7 +107,7 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
               + selected + ("; Δ = ours − paper." if with_delta else "."), ""]
     commits = sorted({c for r in rows for c in r["commits"]})
-    counted = sum(len(r["cells"][table.columns[0].key]["values"]) for r in rows)
+    counted = sum(len(r["runs"]) for r in rows)  # every counted record (a `where` column sees only some)
     notes += [f"Rendered {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {counted} records made at "
               f"commit {', '.join(commits) or '–'}.", ""]
     md = "\n".join(notes) + "\n" + _markdown(header, body)
