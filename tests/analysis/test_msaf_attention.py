@@ -64,6 +64,8 @@ def test_attention_is_a_softmax_over_blocks_and_shares_sum_to_one(analysed):
     assert np.allclose(raw["fig6_share"].sum(axis=1), 1.0, atol=1e-6)
     assert np.allclose(raw["fig6_share_channels"].sum(axis=1), 1.0, atol=1e-5)
     assert raw["fig6_class_counts"].sum() == len(raw["labels"])
+    assert raw["fig6_uniform_share"].tolist() == [0.2, 0.8] and summary["fig6_uniform_share"] == {"image": 0.2,
+                                                                                                   "audio": 0.8}
     assert all(sum(s.values()) == pytest.approx(1.0) for s in summary["fig6_share"].values())
 
 

@@ -8,8 +8,9 @@ runs (e.g. the six folds of Table 1) the samples are pooled.
 
 - Fig. 6: the attention of the 2nd module (`--module`, 1-based), summed over each modality's blocks (the share of
   the attention each modality receives, per channel; the shares sum to 1) and averaged over the samples of each
-  class: per class the modality shares averaged over channels (bars), and per class and channel the share of the
-  first modality (heat map). Class names are RAVDESS's emotions on RAVDESS data, class indices otherwise.
+  class: per class the modality shares averaged over channels (bars; dashed: the first modality's share under
+  uniform attention, its number of blocks over all blocks), and per class and channel the share of the first
+  modality (heat map). Class names are RAVDESS's emotions on RAVDESS data, class indices otherwise.
 - Fig. 7: the mean attention per block (over samples and channels), module 1 vs module 2 (one panel per module,
   blocks coloured by modality). Under uniform attention every block gets 1 / n_blocks.
 
@@ -141,8 +142,11 @@ def figure_arrays(att: Attention, module: int) -> dict[str, np.ndarray]:
     # float64: means over thousands of float32 samples × channels drift by ~1e-5 otherwise
     shares = modality_shares(att.modules[module].astype(np.float64), att.block_modality[module], len(att.modalities))
     share_channels, counts = per_class(shares, att.labels, len(att.class_names))
+    owner = att.block_modality[module]
     arrays = {"fig6_share_channels": share_channels, "fig6_share": share_channels.mean(axis=-1),
-              "fig6_class_counts": counts}
+              "fig6_class_counts": counts,
+              # the share each modality gets under uniform attention: its blocks / all blocks (RAVDESS 64 video : 2)
+              "fig6_uniform_share": np.bincount(owner, minlength=len(att.modalities)) / len(owner)}
     for k, a in enumerate(att.modules):
         arrays[f"fig7_module{k + 1}_block_mean"] = a.mean(axis=(0, 2), dtype=np.float64)
     return arrays
@@ -162,6 +166,8 @@ def draw_fig6(att: Attention, arrays: dict, module: int, path: Path) -> Path:
         values = np.nan_to_num(share[:, m])
         bars.barh(y, values, left=left, label=name)
         left += values
+    bars.axvline(arrays["fig6_uniform_share"][0], color="black", lw=0.8, ls="--",
+                 label=f"uniform ({att.modalities[0]} blocks / all)")
     bars.set_yticks(y, att.class_names)
     bars.invert_yaxis()
     bars.set_xlim(0, 1)
@@ -205,6 +211,7 @@ def summary(att: Attention, arrays: dict, module: int, run_dirs: list[Path], spl
             "fig6_module": module + 1,
             "fig6_share": {c: (None if np.isnan(row).any() else dict(zip(att.modalities, map(float, row))))
                            for c, row in zip(att.class_names, arrays["fig6_share"])},
+            "fig6_uniform_share": dict(zip(att.modalities, map(float, arrays["fig6_uniform_share"]))),
             "fig6_class_counts": dict(zip(att.class_names, map(int, arrays["fig6_class_counts"]))),
             "fig7_block_mean": {f"module{k + 1}": [float(v) for v in arrays[f"fig7_module{k + 1}_block_mean"]]
                                 for k in range(len(att.modules))},
