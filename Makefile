@@ -107,6 +107,19 @@ figure-mica-attention: $(STAMP) ## MICA Fig. 4 (text ← vision attention, last 
 figure-msaf-params: $(STAMP) ## MSAF Fig. 5 (params and FLOPs of MSAF vs MMTM) → outputs/figures/msaf_params.png
 	$(PY) scripts/figure_msaf_params.py
 
+table-msaf-t1: $(STAMP) ## MSAF Table 1 (RAVDESS: 9 rows × 6 folds × both protocols; unimodal pre-training first), SMOKE=1 ok
+	$(PY) -m repro.tables run msaf_t1 $(TABLE_FLAGS)
+
+table-msaf-t4-ravdess: $(STAMP) ## MSAF Table 4's six RAVDESS rows (C, lambda, BlockDropout; 6 folds), SMOKE=1 ok
+	$(PY) -m repro.tables run msaf_t4_ravdess $(TABLE_FLAGS)
+
+# Without RUN=: trains Table 1's MSAF row first (and the unimodal runs it starts from), then pools the test folds
+# of the paper's protocol that exist (SMOKE=1: fold 0 of the fixture).
+figure-msaf-attention: $(STAMP) ## MSAF Fig. 6/7 (attention per emotion and per block) of MSAF runs → outputs/figures/msaf_attention*
+	$(if $(RUN),,$(PY) -m repro.tables run msaf_t1 --rows msaf $(TABLE_FLAGS))
+	$(PY) -m repro.analysis.msaf_attention $(or $(RUN),outputs/tables/msaf_t1$(SMOKE_SUFFIX)/runs/msaf/fold_*_select_on_test) \
+		--out outputs/figures/msaf_attention$(SMOKE_SUFFIX) $(ARGS)
+
 avdigits: $(STAMP) ## Rebuild the embedded AV-Digits set (needs apt + pip registries)
 	$(PY) scripts/make_avdigits.py
 
@@ -119,4 +132,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
-	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean
+	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
+	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention

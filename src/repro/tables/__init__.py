@@ -8,6 +8,13 @@ an interrupted table resumes; a repeat stopped after an epoch continues from its
 `repro.resume`) when it was started with the row's current overrides — then renders. `render` aggregates the
 records (mean ± standard error, n) and writes Markdown, LaTeX and CSV beside the paper's numbers with the difference.
 
+`repeats` may name any override, e.g. `{fold: [0, 1], protocol.select_on: [test, val]}` (folders
+`fold_0_select_on_test`, …; `smoke.repeats` replaces them in SMOKE runs); a column with `where: {record path: value}`
+counts only the matching records, so one table shows the two protocols as two columns (MSAF Table 1). A row whose
+`backbone.init_from.<modality>` names a run (`{table:<name>}/runs/<row>/fold_${fold}_…`) is launched for a repeat only
+when that run has completed (the pretrained-unimodal protocol; `needs` runs that table first); otherwise one line
+says what is missing and the table exits non-zero.
+
 Rows marked `external: true` are numbers a paper copied from elsewhere; rows with `pending: <reason>`
 are ours but not runnable yet (the reason is printed); both show the paper's number only.
 `--smoke` runs on SYNTHETIC fixtures with tiny budgets: it checks the machinery, its numbers mean nothing.
@@ -46,8 +53,17 @@ Every name below is re-exported here, so `from repro.tables import …` is the i
 
 import subprocess  # noqa: F401  (tests patch `repro.tables.subprocess.run`, which launching calls)
 
-from repro.tables.aggregation import collect, commit_label, lookup, mean_se, run_line, select_best, usable_record
-from repro.tables.cli import main, run_table
+from repro.tables.aggregation import (
+    collect,
+    column_value,
+    commit_label,
+    lookup,
+    mean_se,
+    run_line,
+    select_best,
+    usable_record,
+)
+from repro.tables.cli import main, report_blocked, run_table
 from repro.tables.config import (
     RECORD_FILES,
     REPO_ROOT,
@@ -60,6 +76,7 @@ from repro.tables.config import (
     raw_overrides,
     repeat_dirname,
     repeat_grid,
+    repeat_key_name,
     row_selection,
     run_extra,
     slug,
@@ -68,6 +85,7 @@ from repro.tables.config import (
     table_dir,
     table_kind,
     table_names,
+    table_repeats,
     table_spread,
     write_smoke_fixture,
 )
@@ -87,7 +105,9 @@ from repro.tables.planning import (
     candidate_of,
     expected_identity,
     expected_overrides,
+    missing_inputs,
     plan_rows,
+    pretrained_inputs,
     put_aside,
     read_any_record,
     record_problem,
@@ -106,13 +126,14 @@ from repro.tables.rendering import (
 
 __all__ = [  # by module, in the order the package describes them
     "REPO_ROOT", "RECORD_FILES", "TableError", "table_names", "load_table", "table_kind", "expand_refs",
-    "raw_overrides", "slug", "repeat_grid", "repeat_dirname", "table_dir", "SPREADS", "table_spread", "SELECTIONS",
+    "raw_overrides", "slug", "table_repeats", "repeat_grid", "repeat_key_name", "repeat_dirname", "table_dir",
+    "SPREADS", "table_spread", "SELECTIONS",
     "row_selection", "candidate_dirname", "smoke_fixture", "write_smoke_fixture", "smoke_overrides", "run_extra",
     "RowPlan", "row_units", "candidate_of", "expected_overrides", "expected_identity", "record_problem",
-    "resume_problem", "read_any_record", "plan_rows", "put_aside",
+    "resume_problem", "read_any_record", "pretrained_inputs", "missing_inputs", "plan_rows", "put_aside",
     "TRAIN_SCRIPT", "SEARCH_SCRIPT", "train_command", "search_command", "alignment_command", "resume_command",
     "launch", "preflight",
-    "lookup", "mean_se", "usable_record", "select_best", "commit_label", "run_line", "collect",
+    "lookup", "column_value", "mean_se", "usable_record", "select_best", "commit_label", "run_line", "collect",
     "has_paper", "format_cells", "SYNTHETIC_BANNER", "row_notes", "render_table", "plot_table", "runs_csv",
-    "run_table", "main",
+    "run_table", "report_blocked", "main",
 ]

@@ -37,6 +37,16 @@ def lookup(record: dict, path: str):
     return value
 
 
+def column_value(record: dict, col: DictConfig):
+    """A column's value in a record: `lookup(record, col.source)`, or None when the column has `where:
+    {record path: value}` (e.g. `{protocol.select_on: test}`) and the record does not match it — so one table can
+    show the runs of two protocols (its repeats) as two columns."""
+    for path, wanted in (col.get("where") or {}).items():
+        if str(lookup(record, str(path))) != str(wanted):
+            return None
+    return lookup(record, str(col.source))
+
+
 def mean_se(values: list[float], spread: str = "se") -> tuple[float, float, int]:
     """Mean, its spread (`se`: standard error; `std`: sample standard deviation, as MICA T5 prints) and n."""
     n = len(values)
@@ -83,7 +93,7 @@ def commit_label(record: dict) -> str:
 
 def run_line(table: DictConfig, repeat: str, record: dict) -> dict:
     """One counted run as the `<table>.runs.csv` evidence lists it: repeat, commit, each column, best epoch."""
-    values = {col.key: lookup(record, col.source) for col in table.columns}
+    values = {col.key: column_value(record, col) for col in table.columns}
     return {"repeat": repeat, "commit": commit_label(record), **values,
             "best_epoch": lookup(record, "metrics.best_epoch"), "synthetic": bool(record.get("synthetic"))}
 
@@ -96,7 +106,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
         records, stale, chosen, incomplete, repeats_of = [], [], {}, [], []
         if not (row.get("external") or row.get("pending")):
             units = row_units(table, row, smoke, out_root, selection)
-            for rep in repeat_grid(table):
+            for rep in repeat_grid(table, smoke):
                 rep_name = repeat_dirname(rep)
                 if row.get("records"):
                     # `records: <folder>`: the runs of another table's row (e.g. MFAS T6 reads the searches of T1),
@@ -126,7 +136,7 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
                     repeats_of += [rep_name] * len(kept)
         cells = {}
         for col in table.columns:
-            values = [v for v in (lookup(r, col.source) for r in records) if v is not None]
+            values = [v for v in (column_value(r, col) for r in records) if v is not None]
             mean, se, n = mean_se([float(v) for v in values], table_spread(table))
             paper = (row.get("paper") or {}).get(col.key)
             cells[col.key] = {"mean": mean, "se": se, "n": n, "paper": paper, "values": [float(v) for v in values]}

@@ -43,7 +43,8 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     todo = [p for p in plans if p.missing]
     jobs = min(jobs, max(1, len(todo)))  # fewer rows than jobs: give each row more threads
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    problem = preflight(table, extra) if todo else None
+    # the first repeat to run composes with its own values: a fold-wise dataset is read for a fold
+    problem = preflight(table, [*extra, *(f"{k}={v}" for k, v in todo[0].missing[0].items())]) if todo else None
     if problem:
         print(f"[tables] {table.name}: not run — {problem}", file=sys.stderr)
         return 1
@@ -52,7 +53,7 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
             put_aside(table, run_dir, why, smoke, out_root)
     n_runs, n_resumed = sum(len(p.missing) for p in todo), sum(len(p.resume) for p in todo)
     resumed = f", {n_resumed} of them resumed from their checkpoints/last.ckpt" if n_resumed else ""
-    print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table))} repeats; "
+    print(f"[tables] {table.name}: {len(plans)} rows × {len(repeat_grid(table, smoke))} repeats; "
           f"{n_runs} runs to do{resumed} ({'SMOKE: synthetic fixtures' if smoke else 'real data'})", flush=True)
 
     def one_row(item: tuple[int, RowPlan]) -> str | None:
@@ -64,11 +65,26 @@ def run_table(name: str, smoke: bool = False, launcher: str | None = None, out_r
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         failed = [label for label in pool.map(one_row, enumerate(todo, 1)) if label]
     print(render_table(name, smoke, out_root, selection))
+    if report_blocked(table, plans):
+        return 1
     if failed:
         print(f"[tables] runs failed in rows: {failed} (their results.json say why); re-run to retry them",
               file=sys.stderr)
         return 1
     return 0
+
+
+def report_blocked(table, plans: list[RowPlan]) -> bool:
+    """One line per row whose repeats were not launched because the pretrained encoders they start from are not
+    there (`planning.missing_inputs`): which repeats, the first missing input, and what to run first."""
+    for plan in plans:
+        if not plan.blocked:
+            continue
+        needs = ", ".join(str(n) for n in table.get("needs") or []) or "the runs its backbone.init_from names"
+        reps = [repeat_dirname(rep) for rep, _ in plan.blocked]
+        print(f"[tables] {table.name}: row '{plan.label}' not run for {reps} — its pretrained encoders are missing: "
+              f"{plan.blocked[0][1][0]}; run {needs} first (`python -m repro.tables run <table>`)", file=sys.stderr)
+    return any(plan.blocked for plan in plans)
 
 
 def main(argv: list[str] | None = None) -> int:

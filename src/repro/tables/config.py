@@ -67,14 +67,27 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def repeat_grid(table: DictConfig) -> list[dict[str, int]]:
-    repeats = OmegaConf.to_container(table.get("repeats") or {"seed": [0]})
+def table_repeats(table: DictConfig, smoke: bool = False) -> dict[str, list]:
+    """The repeats {override key: values}: `repeats` (default one seed), or in SMOKE mode `smoke.repeats` where the
+    table gives it (e.g. one fold of six). A key may be any override, e.g. `protocol.select_on: [test, val]` to
+    record every row under two selection protocols (MSAF Table 1)."""
+    node = ((table.get("smoke") or {}).get("repeats") if smoke else None) or table.get("repeats") or {"seed": [0]}
+    return OmegaConf.to_container(node)
+
+
+def repeat_grid(table: DictConfig, smoke: bool = False) -> list[dict[str, int]]:
+    repeats = table_repeats(table, smoke)
     keys = list(repeats)
     return [dict(zip(keys, values)) for values in itertools.product(*(repeats[k] for k in keys))]
 
 
+def repeat_key_name(key: str) -> str:
+    """A repeat key as folder names spell it: its last component (`protocol.select_on` -> `select_on`)."""
+    return key.rsplit(".", 1)[-1]
+
+
 def repeat_dirname(rep: dict) -> str:
-    return "_".join(f"{k}_{v}" for k, v in rep.items())
+    return "_".join(f"{repeat_key_name(k)}_{v}" for k, v in rep.items())
 
 
 def table_dir(table: DictConfig, smoke: bool, out_root: Path) -> Path:

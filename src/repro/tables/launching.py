@@ -14,7 +14,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from repro.tables.config import RECORD_FILES, REPO_ROOT, TableError, raw_overrides, repeat_dirname, slug, table_kind
+from repro.tables.config import (
+    RECORD_FILES,
+    REPO_ROOT,
+    TableError,
+    raw_overrides,
+    repeat_dirname,
+    repeat_key_name,
+    slug,
+    table_kind,
+)
 from repro.tables.planning import RowPlan
 
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
@@ -32,7 +41,7 @@ def train_command(table: DictConfig, plan: RowPlan, reps: list[dict], extra: lis
     if len(keys) > 1 and len(reps) > 1:
         raise TableError("internal: several repeat keys are launched one combination at a time")
     sweeps = [f"{k}={','.join(str(rep[k]) for rep in reps)}" for k in keys]
-    subdir = "_".join(f"{k}_${{{k}}}" for k in keys)
+    subdir = "_".join(f"{repeat_key_name(k)}_${{{k}}}" for k in keys)  # = repeat_dirname(rep)
     cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", *raw_overrides(table), *plan.overrides, *extra, *sweeps,
            f"hydra.sweep.dir={plan.directory}", f"hydra.sweep.subdir={subdir}",
            f"+tags.table={table.name}", f"+tags.row={slug(plan.label)}"]  # slug: Hydra parses "(...)"

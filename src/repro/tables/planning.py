@@ -41,6 +41,7 @@ class RowPlan:
     kind: str = "train"
     stale: list[tuple[Path, str]] = field(default_factory=list)  # completed runs that no longer count, and why
     resume: list[dict] = field(default_factory=list)  # of `missing`: stopped runs to continue from their last.ckpt
+    blocked: list[tuple[dict, list[str]]] = field(default_factory=list)  # repeats not launched: inputs not there
 
 
 def row_units(table: DictConfig, row: DictConfig, smoke: bool, out_root: Path,
@@ -130,6 +131,45 @@ def read_any_record(path: Path) -> dict:
     return read_record(path)
 
 
+INIT_FROM = "backbone.init_from."  # the overrides naming a pretrained encoder (a run directory or a .ckpt)
+
+
+def pretrained_inputs(table: DictConfig, overrides: list[str], rep: dict, extra: list[str]) -> dict[str, str]:
+    """{`backbone.init_from.<modality>`: run dir or .ckpt} a run of these row overrides and this repeat starts its
+    encoders from: the last value given wins (as in Hydra; SMOKE extras may null them), `${<repeat key>}` filled in."""
+    given = {}
+    for override in [*raw_overrides(table), *overrides, *extra]:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~").startswith(INIT_FROM):
+            given[key.lstrip("+~")] = value
+    inputs = {}
+    for key, value in given.items():
+        if value.lower() in ("", "null", "none"):
+            continue
+        for rep_key, rep_value in rep.items():
+            value = value.replace(f"${{{rep_key}}}", str(rep_value))
+        inputs[key] = value
+    return inputs
+
+
+def missing_inputs(table: DictConfig, overrides: list[str], rep: dict, extra: list[str]) -> list[str]:
+    """`key=path (why)` for each pretrained encoder this run would start from that is not there yet: a .ckpt that
+    does not exist, or a run directory without a completed, non-debug record (e.g. the unimodal run of the same fold
+    and protocol that a table's `needs` trains first). The runner does not launch such a run: fusing from missing
+    weights must never happen silently (MSAF §5.1's protocol: fusion starts from the unimodal networks)."""
+    problems = []
+    for key, value in pretrained_inputs(table, overrides, rep, extra).items():
+        if "${" in value:  # an interpolation of another config key: train.py resolves (and checks) it
+            continue
+        path = Path(value)
+        if path.suffix == ".ckpt":
+            if not path.is_file():
+                problems.append(f"{key}={value} (no such checkpoint)")
+        elif record_problem(path, "train", None)[0] != "done":
+            problems.append(f"{key}={value} (no completed run there)")
+    return problems
+
+
 def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | None = None,
               selection: str = "best") -> list[RowPlan]:
     plans = []
@@ -142,16 +182,21 @@ def plan_rows(table: DictConfig, smoke: bool, out_root: Path, rows: list[str] | 
             continue
         for label, directory, overrides in row_units(table, row, smoke, out_root, selection):
             plan = RowPlan(label, directory, [], overrides, kind)
-            for rep in repeat_grid(table):
+            for rep in repeat_grid(table, smoke):
                 run_dir = directory / repeat_dirname(rep)
                 expected = None if kind == "alignment" else expected_overrides(table, overrides, rep, extra)
                 state, why = record_problem(run_dir, kind, expected)
+                if state == "done":
+                    continue
+                absent = missing_inputs(table, overrides, rep, extra) if kind == "train" else []
+                if absent:  # a stale run stays where it is until its inputs are there and it can be re-run
+                    plan.blocked.append((rep, absent))
+                    continue
                 if state == "stale":
                     plan.stale.append((run_dir, why))
+                plan.missing.append(rep)
                 if state == "resume":
                     plan.resume.append(rep)
-                if state != "done":
-                    plan.missing.append(rep)
             plans.append(plan)
     return plans
 

@@ -13,11 +13,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from repro.results import atomic_write_text, save_figure
 from repro.tables.aggregation import collect
-from repro.tables.config import SPREADS, load_table, table_dir, table_kind, table_spread
+from repro.tables.config import SPREADS, load_table, table_dir, table_kind, table_repeats, table_spread
 
 
 def _fmt(value, digits: int) -> str:
@@ -103,11 +103,11 @@ def render_table(name: str, smoke: bool = False, out_root: Path = Path("outputs"
     with_delta = any(has_paper(table, col.key) for col in table.columns) and not synthetic
     selected = ("" if table_kind(table) in ("search", "alignment") else
                 f"; checkpoint selected on {', '.join(protocols) or '–'}")
-    repeats = OmegaConf.to_container(table.get("repeats"))
+    repeats = table_repeats(table, smoke)
     notes += [f"Ours: mean ± {SPREADS[table_spread(table)]} over the repeats {repeats}"
               + selected + ("; Δ = ours − paper." if with_delta else "."), ""]
     commits = sorted({c for r in rows for c in r["commits"]})
-    counted = sum(len(r["cells"][table.columns[0].key]["values"]) for r in rows)
+    counted = sum(len(r["runs"]) for r in rows)  # every counted record (a `where` column sees only some)
     notes += [f"Rendered {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {counted} records made at "
               f"commit {', '.join(commits) or '–'}.", ""]
     md = "\n".join(notes) + "\n" + _markdown(header, body)
