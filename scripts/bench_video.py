@@ -55,6 +55,9 @@ def parse_args(argv):
                    "network `data=ravdess fusion=<net>` with its preset (e.g. msaf)")
     p.add_argument("--isolate", action="store_true", help="run each variant in a fresh process (CPU peak RSS per "
                    "variant)")
+    p.add_argument("--eval-steps", type=int, default=0, help="after training, time this many forward passes in eval "
+                   "mode without gradients; with --batch 4 --steps 300 --eval-steps 60 the totals are one RAVDESS "
+                   "fold-epoch of model compute (1200 training clips, 240 test clips; data loading not included)")
     p.add_argument("--out", default="outputs/bench/video_backbone.json")
     return p.parse_args(argv)
 
@@ -110,13 +113,31 @@ def time_variant(args, dtype, channels_last: bool, checkpoint: bool = False) -> 
         sync(args.device)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
+    eval_times = time_eval(args, net, step_loss, labels, dtype)
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     peak = (torch.cuda.max_memory_allocated() if args.device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"step_s": {"median": statistics.median(times), "q1": q[0], "q3": q[2]}, "steps_timed": len(times),
             "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda_allocated" if args.device == "cuda" else "rss",
             "params": sum(p.numel() for p in net.parameters()), "loadavg_before": list(load_before),
-            "loadavg_after": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}
+            "loadavg_after": list(os.getloadavg()), "torch_threads": torch.get_num_threads(),
+            "train_total_s": sum(times), "eval_steps_timed": len(eval_times), "eval_total_s": sum(eval_times)}
+
+
+def time_eval(args, net, step_loss, labels, dtype) -> list[float]:
+    """Seconds of each of `args.eval_steps` no-grad forward passes in eval mode (the test fold's pass)."""
+    net.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(args.eval_steps):
+            sync(args.device)
+            start = time.perf_counter()
+            with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
+                step_loss(labels)
+            sync(args.device)
+            times.append(time.perf_counter() - start)
+    net.train()
+    return times
 
 
 def default_variants(device: str) -> list[str]:

@@ -8,6 +8,9 @@
 #   mult_mica.json, bench_mult.log   MulT / MICA train step and peak memory at the MOSEI unaligned shape, fp32 + bf16
 #   gpu_tests.log                the `gpu`-marked tests (tests/spine/test_gpu.py)
 #   fusion_throughput.json, data_loading.json, bench_avdigits.log   every AV-Digits fusion, fp32 + bf16
+#   msaf_ravdess_b2.json, msaf_ravdess_epoch.json, bench_ravdess.log   the MSAF RAVDESS network's train step at
+#       batch 2 (every variant) and one fold-epoch of model compute at the authors' batch 4 (300 train steps +
+#       60 test forwards), fp32 + bf16
 # Each part has its own time limit so that one slow part cannot take the others' results with it; PARTS chooses
 # the parts (default "mult tests avdigits").
 set -uo pipefail
@@ -42,5 +45,13 @@ if [[ " $PARTS " == *" avdigits "* ]]; then
     stamp "AV-Digits fusions bench"
     timeout "${AVDIGITS_LIMIT:-150}" python3 scripts/bench.py --suite avdigits --gpu-only --out "$OUT" 2>&1 \
         | tee "$OUT/bench_avdigits.log"
+fi
+if [[ " $PARTS " == *" ravdess "* ]]; then
+    stamp "MSAF RAVDESS network bench"
+    { timeout "${RAVDESS_STEP_LIMIT:-120}" python3 scripts/bench_video.py --device cuda --net msaf --batch 2 \
+          --steps 10 --out "$OUT/msaf_ravdess_b2.json"
+      timeout "${RAVDESS_EPOCH_LIMIT:-180}" python3 scripts/bench_video.py --device cuda --net msaf --batch 4 \
+          --steps 300 --warmup 5 --eval-steps 60 --variants fp32,bf16 --out "$OUT/msaf_ravdess_epoch.json"; } 2>&1 \
+        | tee "$OUT/bench_ravdess.log"
 fi
 stamp "done"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
+
 from repro.config import CONFIG_DIR
 
 
@@ -20,13 +22,17 @@ def test_tiny_cpu_run_writes_each_variant(tmp_path):
     out = tmp_path / "video.json"
     bench = load_script()
     assert bench.main(["--device", "cpu", "--batch", "2", "--frames", "8", "--size", "32", "--steps", "2",
-                       "--warmup", "1", "--variants", "fp32,fp32_channels_last", "--out", str(out)]) == 0
+                       "--warmup", "1", "--eval-steps", "3", "--variants", "fp32,fp32_channels_last",
+                       "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["shape"] == [2, 3, 8, 32, 32] and record["device"] == "cpu"
     assert set(record["results"]) == {"fp32", "fp32_channels_last"}
     for result in record["results"].values():
         assert result["steps_timed"] == 2 and result["step_s"]["median"] > 0
         assert result["peak_memory_bytes"] > 100 * 2**20 and result["peak_memory_kind"] == "rss"
+        # the fold-epoch totals: the timed train steps' sum (of two: twice their median), the eval forwards apart
+        assert result["train_total_s"] == pytest.approx(2 * result["step_s"]["median"])
+        assert result["eval_steps_timed"] == 3 and 0 < result["eval_total_s"]
 
 
 def test_bf16_is_offered_only_where_cuda_is():
