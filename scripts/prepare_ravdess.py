@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from repro.data.base import DataError
@@ -41,11 +42,15 @@ def main(argv=None) -> int:
     kind = "audio" if args.audio_only else "video_audio"
     out = args.out or default_out(kind)
     try:
-        report = prepare(args.raw, out, kind, args.landmarks, max(1, args.workers), args.crop_from,
-                         progress=not args.no_progress)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. a partial release: one plain line, no source
+            warnings.simplefilter("always")
+            report = prepare(args.raw, out, kind, args.landmarks, max(1, args.workers), args.crop_from,
+                             progress=not args.no_progress)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     c = report.counts
     print(f"{out}: {c['clips']} clips prepared ({c['prepared']} now, {c['skipped']} already done), {c['bad']} bad; "
           f"audio: {c['stereo']} stereo mixed down, {c['resampled']} resampled to 44.1 kHz")

@@ -190,6 +190,9 @@ def test_each_bad_clip_is_one_line_and_the_others_are_prepared(tmp_path, capsys)
     code = _cli().main(["--raw", str(raw), "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {raw}: partial RAVDESS release, missing {', '.join(f'Actor_{a:02d}' for a in range(3, 25))} — "
+        "preparing the actors that are there (the 6-fold cross-validation needs all 24)"]
     lines = [line.strip() for line in err.splitlines() if line.startswith("  ")]
     assert len(lines) == len(bad)
     for name, words in bad.items():
