@@ -220,6 +220,8 @@ def decode_clip(path: Path, boxes_of: Callable[[int, int], list[tuple[int, int, 
             raise ClipError("has no audio track (MSAF needs the full-AV 01-… clips, not the video-only 02-…)")
         vstream, astream = container.streams.video[0], container.streams.audio[0]
         vstream.codec_context.thread_count = threads  # 1 per worker process: --workers owns the cores
+        if threads != 1:
+            vstream.thread_type = "AUTO"  # one process: frame + slice threads (H.264 decodes ~2× faster on 2 cores)
         width, height = vstream.codec_context.width, vstream.codec_context.height
         duration = (container.duration / av.time_base if container.duration
                     else float((vstream.duration or 0) * vstream.time_base))
