@@ -216,3 +216,15 @@ def test_crop_from_full_is_the_face_too(raw_video, tmp_path):
     report, _ = _prepare(raw_video, tmp_path / "full", crop_from="full")
     video = np.load(tmp_path / "full/Actor_01/01-01-02-01-01-01-01.video.npy")
     assert report.ok and np.abs(video[:, :, 40:184, 40:184].mean(axis=(0, 2, 3)) - PALETTE[1]).max() < 20
+
+
+@pytest.mark.slow  # two spawned workers import torch and librosa (~15 s on 2 cores)
+def test_two_workers_write_the_same_arrays(raw_video, prepared, tmp_path):
+    out, _, _ = prepared
+    report, _ = _prepare(raw_video, tmp_path / "two", workers=2)
+    names = [c["name"] for c in json.loads((out / "manifest.json").read_text())["clips"]]
+    assert report.ok and sorted(report.prepared) == sorted(names)
+    for name in names:  # the decoder's threading and the process pool do not change a single value
+        for suffix in (".video.npy", ".mfcc.npy"):
+            expected = np.load(out / f"{name}{suffix}")
+            np.testing.assert_array_equal(np.load(tmp_path / "two" / f"{name}{suffix}"), expected)
