@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned (ENVIRONMENT.md): a newer torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,audio,text]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,audio,text,video]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install repro with dev extras
@@ -78,6 +78,9 @@ gpu-check: ## On a CUDA machine: GPU tests + MulT/MICA and AV-Digits fusion benc
 bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digits) → outputs/bench/mfas_search.json
 	$(PY) scripts/bench_mfas.py $(ARGS)
 
+bench-ravdess-data: $(STAMP) ## RAVDESS data speed: prepared layout → DataLoader (2 workers, 30×224², train transforms) and mp4 preparation per core → outputs/bench/ravdess_data.json
+	$(PY) scripts/bench_ravdess_data.py $(ARGS)
+
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
 
@@ -130,7 +133,7 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-memory search \
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-ravdess-data bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention

@@ -39,6 +39,9 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         "mmimdb": ((24, 8, 8), {"text": [300], "image": [3, 256, 160]}),
         "mosei_msaf": ((12, 4, 4), {"text": [50, 768], "audio": [50, 74], "vision": [50, 35]}),
         "pom": ((8, 4, 4), {"text": [50, 300], "audio": [50, 74], "vision": [50, 35]}),  # one segment per video
+        # 24 actors x 2 clips; fold 0 with select_on=val: 16 training, 4 validation, 4 test actors; 8 frames of 32²
+        "ravdess": ((32, 8, 8), {"video": [8, 3, 32, 32], "audio": [13, 212]}),
+        "ravdess_audio": ((32, 8, 8), {"audio": [13, 212]}),
     }
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
@@ -118,6 +121,8 @@ def test_fixture_then_check(name, tmp_path, capsys):
             assert sum(labels["counts"]) == split["samples"] * labels["columns"]
     if name == "synthetic_folds":
         assert summary["folds"]["count"] == 3 and summary["folds"]["sizes"][0] == {"train": 48, "val": 24, "test": 24}
+    elif name.startswith("ravdess"):  # MSAF's 6 folds by actor
+        assert summary["folds"]["count"] == 6 and summary["folds"]["sizes"][5] == {"train": 32, "val": 8, "test": 8}
     else:
         assert summary["folds"] is None
 
@@ -144,8 +149,8 @@ def test_corrupted_folder_exits_1_naming_it(name, tmp_path, capsys):
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
-    code, _, err = _run(capsys, "check", "data=ravdess")
-    assert code == 2 and "no dataset 'ravdess'" in err and "mosi_unaligned" in err
+    code, _, err = _run(capsys, "check", "data=nosuchdata")
+    assert code == 2 and "no dataset 'nosuchdata'" in err and "mosi_unaligned" in err and "ravdess_audio" in err
     real = tmp_path / "avmnist"
     real.mkdir()
     (real / "train_labels.npy").write_bytes(b"real data")

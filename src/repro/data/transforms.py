@@ -70,7 +70,10 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     flat = x.reshape(-1, 1, *x.shape[-2:]).float()  # every leading axis is an independent plane for bilinear
-    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+    # antialiasing only matters when an axis shrinks; enlarging with it gives the same values (to ~1e-5 of the
+    # range) through a kernel ~2.5× slower (the RAVDESS clips' crops are mostly enlarged back to 224²)
+    shrinks = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=shrinks)
     out = out.reshape(*x.shape[:-2], *size)
     if not x.dtype.is_floating_point:
         info = torch.iinfo(x.dtype)
@@ -258,7 +261,10 @@ class ImageNetNormalize(Normalize):
         self.max_value = float(max_value)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return super().__call__(x.float() / self.max_value, generator)
+        # (x / max - mean) / std as one multiply-add, x·a + b: one pass over a (30, 3, 224, 224) clip instead of three
+        x = x.float()
+        scale = self._operand(1.0 / (self.max_value * self.std), x)
+        return torch.addcmul(self._operand(-self.mean / self.std, x), x, scale)
 
 
 REGISTRY: dict[str, Callable[..., Transform]] = {
