@@ -15,35 +15,14 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+
+from repro.files import atomic_write, atomic_write_text  # noqa: F401  (re-exported: the records' writers)
 
 SCHEMA = "repro.results/1"
 FILENAME = "results.json"
 STATUSES = ("completed", "failed", "interrupted", "running")
-
-
-def atomic_write(path: str | Path, write: Callable[[IO], object], binary: bool = False, suffix: str = "") -> None:
-    """`write(file)` into a temporary file in the same folder, fsync, then `os.replace`: readers never see half a
-    file, and an interrupted write leaves the old file (and no temporary one) behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text))
 
 
 def write_record(run_dir: str | Path, record: dict) -> Path:

@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Lowest first. A module's layer is that of its longest listed prefix; a module may import its own layer or lower.
 LAYERS: list[tuple[str, ...]] = [
-    ("repro", "repro.config", "repro.provenance", "repro.allocator"),  # settings and identity: no repro imports
+    ("repro", "repro.config", "repro.provenance", "repro.allocator", "repro.files"),  # settings, identity, atomic
+    # file writes: no repro imports
     ("repro.results", "repro.metrics", "repro.optimization"),           # records, metrics, optimiser specs
     ("repro.runs", "repro.resume"),  # reads what earlier runs left (checkpoints, search records, resume plans)
     ("repro.data",),                # readers, fixtures, transforms, datamodule

@@ -29,10 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from repro.files import atomic_save_npy
 
 AVDIGITS_DIR = Path(__file__).parent / "avdigits"
 DATA_FILE = "avdigits.npz"
@@ -179,18 +180,6 @@ def check_files(data_dir: Path) -> dict:
     return manifest
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def load_avdigits(
     cache_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -221,7 +210,7 @@ def load_avdigits(
                 raise ValueError(f"AV-Digits: {data_path} lacks split {split!r}; {FIX}")
             arrays = derive_split(z, split)
             for field in fields:
-                _atomic_save(cdir / f"{split}_{field}.npy", arrays[field])
+                atomic_save_npy(cdir / f"{split}_{field}.npy", arrays[field])
         tmp = cdir / "complete.json.tmp"
         tmp.write_text(json.dumps({"files": manifest["files"], "derive_version": DERIVE_VERSION}))
         os.replace(tmp, marker)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.base import DataError
+from repro.files import atomic_save_npy
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,6 @@ def extract(bert, input_ids: np.ndarray, attention_mask: np.ndarray, batch_size:
     return out
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_split(out_dir: str | Path, split: str, bert, tokenizer, texts: list[str], batch_size: int = 32,
                 device: str = "cpu", seq_len: int = SEQ_LEN) -> Path:
     """Write ``<out_dir>/<split>/bert50.npy`` (N, seq_len, hidden) and ``bert50_mask.npy`` (N, seq_len) atomically."""
@@ -157,7 +148,7 @@ def write_split(out_dir: str | Path, split: str, bert, tokenizer, texts: list[st
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    _save_atomic(folder / MASK_FILE, mask)
+    atomic_save_npy(folder / MASK_FILE, mask)
     return final
 
 

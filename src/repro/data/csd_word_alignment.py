@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ import numpy as np
 
 from repro.data.base import DataError
 from repro.data.csd import ComputationalSequence, folds_hint, mmsdk_folds, read_csd, read_std_folds
+from repro.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -272,19 +271,6 @@ def _stack(segments: list[dict], max_words: int, dims: dict[str, int], n_labels:
     return split
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder and `os.replace`, so a crash leaves no partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def prepare(dataset: str, csd_dir: str | Path, out_dir: str | Path, folds_path: str | Path | None = None,
             max_words: int = DEFAULT_MAX_WORDS, texts_out: str | Path | None = None,
             files: Mapping[str, str] | None = None, root_names: Mapping[str, str] | None = None,
@@ -338,11 +324,11 @@ def prepare(dataset: str, csd_dir: str | Path, out_dir: str | Path, folds_path: 
     if synthetic:
         data["SYNTHETIC"] = "built from SYNTHETIC computational sequences - not a real dataset"
     out = Path(out_dir) / spec.pickle
-    _atomic_write(out, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write(out, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL), binary=True)
     if texts_out is not None:
         lines = [json.dumps({"split": split, "id": f"{s['vid']}_{s['row']}", "text": " ".join(s["words"])})
                  for split, segs in by_split.items() for s in segs]
-        _atomic_write(Path(texts_out), lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
+        atomic_write(Path(texts_out), lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")), binary=True)
     result = summary.as_dict() | {"path": str(out), "dims": dims, "max_words": max_words, "synthetic": synthetic}
     log.info("wrote %s: %s", out, result)
     return result

@@ -58,7 +58,7 @@ import numpy as np
 
 from repro.data.base import DataError, has_synthetic_mark
 from repro.data.ravdess_names import AUDIO_ONLY, FULL_AV, missing_actors, parse_name, release_names, select_clips
-from repro.results import atomic_write, atomic_write_text
+from repro.files import atomic_save_npy, atomic_write_text
 
 FRAMES = 30
 FRAME_SIZE = 224
@@ -317,7 +317,7 @@ def load_wav(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), binary=True)
+    atomic_save_npy(path, array)
 
 
 def clip_files(out: Path, name: str, kind: str) -> dict[str, Path]:
