@@ -43,6 +43,15 @@ def test_preset_is_picked_automatically(tmp_path):
     assert cfg.fusion.net.points, "the avdigits_msaf preset must set the MSAF fusion points"
 
 
+def test_a_dataset_with_folds_names_the_fold_a_plain_run_trains(tmp_path):
+    """`python train.py data=ravdess fusion=msaf` trains fold 0 (data.default_fold); fold=k wins; fixed-split
+    datasets keep fold null."""
+    assert compose_train(["data=ravdess", "fusion=msaf"], tmp_path).fold == 0
+    assert compose_train(["data=ravdess", "fusion=msaf", "fold=3"], tmp_path).fold == 3
+    assert compose_train(["data=avdigits", "fusion=msaf"], tmp_path).fold is None
+    assert compose_train(["data=synthetic_folds", "fusion=msaf"], tmp_path).fold is None
+
+
 def test_experiment_and_debug_compose(tmp_path):
     for extra in (["experiment=avdigits_msaf"], ["debug=default"], ["debug=fdr"], ["hparams_search=avdigits_optuna"]):
         compose_train(extra, tmp_path)
