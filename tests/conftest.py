@@ -45,3 +45,13 @@ FAST = [
 def compose_train(overrides: list[str], output_dir: Path, data_dir: Path | None = None):
     """Compose configs/train.yaml as `python train.py <overrides>` would, with the run dir at output_dir."""
     return config.compose_train(overrides, output_dir=output_dir, data_dir=data_dir, cache_dir=output_dir / "cache")
+
+
+def load_script(name: str):
+    """`scripts/<name>.py` imported as a module (the scripts are not a package), for tests of their `main`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

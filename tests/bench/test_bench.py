@@ -5,7 +5,6 @@ A plumbing check, not a timed test: the numbers of a 3-step run mean little, onl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from repro.config import CONFIG_DIR
+from tests.conftest import load_script
 
 SCRIPT = CONFIG_DIR.parent / "scripts" / "bench.py"
 FUSIONS = ("concat", "msaf")
@@ -29,11 +29,8 @@ def avdigits_missing() -> str | None:
     return None
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_bench():
+    return load_script("bench")
 
 
 @pytest.mark.timeout(120)
@@ -72,7 +69,7 @@ def test_quick_bench_writes_positive_numbers(tmp_path: Path):
 
 
 def test_unknown_fusion_is_rejected():
-    bench = load_script()
+    bench = load_bench()
     with pytest.raises(SystemExit, match="unsupported fusion"):
         bench.choose_fusions("avdigits", "concat,nope")
     assert bench.quantiles([1.0, 2.0, 3.0, 4.0, 5.0]) == {"median": 3.0, "q1": 2.0, "q3": 4.0}
@@ -96,7 +93,7 @@ def test_profile_step_reports_the_pea_and_mmd_ranges(tmp_path: Path):
     from repro.config import compose_train
     from repro.data.fixtures_paired import write_paired_mult_pickles
 
-    bench = load_script()
+    bench = load_bench()
     write_paired_mult_pickles(tmp_path / "data" / "mosei", dataset="mosei", n=(8, 4, 4))
     for fusion in ("mica", "mult"):
         cfg = compose_train(["data=mosei_unaligned", f"fusion={fusion}", "data.batch_size=4", "data.check_steps=false"],

@@ -4,23 +4,18 @@ measured numbers are results/bench/ravdess_data.json, docs/msaf.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from repro.config import CONFIG_DIR
+from tests.conftest import load_script
 
 
-def load_script():
-    path = CONFIG_DIR.parent / "scripts" / "bench_ravdess_data.py"
-    spec = importlib.util.spec_from_file_location("bench_ravdess_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_bench():
+    return load_script("bench_ravdess_data")
 
 
 def test_loader_part_writes_its_record(tmp_path):
     out = tmp_path / "ravdess_data.json"
-    bench = load_script()
+    bench = load_bench()
     assert bench.main(["--parts", "loader", "--clips", "24", "--repeats", "1", "--workers", "0",
                        "--out", str(out)]) == 0
     record = json.loads(out.read_text())

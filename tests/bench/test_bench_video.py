@@ -3,24 +3,20 @@ memory (a plumbing check; the real numbers come from the full shape, docs/msaf.m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from repro.config import CONFIG_DIR
+from tests.conftest import load_script
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_video", CONFIG_DIR.parent / "scripts" / "bench_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_bench():
+    return load_script("bench_video")
 
 
 def test_tiny_cpu_run_writes_each_variant(tmp_path):
     out = tmp_path / "video.json"
-    bench = load_script()
+    bench = load_bench()
     assert bench.main(["--device", "cpu", "--batch", "2", "--frames", "8", "--size", "32", "--steps", "2",
                        "--warmup", "1", "--eval-steps", "3", "--variants", "fp32,fp32_channels_last",
                        "--out", str(out)]) == 0
@@ -36,7 +32,7 @@ def test_tiny_cpu_run_writes_each_variant(tmp_path):
 
 
 def test_bf16_is_offered_only_where_cuda_is():
-    bench = load_script()
+    bench = load_bench()
     assert bench.default_variants("cpu") == ["fp32", "fp32_channels_last"]
     assert bench.default_variants("cuda") == ["fp32", "fp32_channels_last", "bf16", "bf16_channels_last"]
 
@@ -45,7 +41,7 @@ def test_msaf_network_through_the_config_path_in_its_own_process(tmp_path):
     """`--net msaf --isolate`: the RAVDESS MSAF network (its preset) on a tiny SYNTHETIC batch, one child process per
     variant; the record names the network, its parameter count and the load average around the timed steps."""
     out = tmp_path / "msaf.json"
-    bench = load_script()
+    bench = load_bench()
     assert bench.main(["--device", "cpu", "--net", "msaf", "--isolate", "--batch", "2", "--frames", "8", "--size",
                        "32", "--steps", "1", "--warmup", "0", "--variants", "fp32_ckpt", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
@@ -56,7 +52,7 @@ def test_msaf_network_through_the_config_path_in_its_own_process(tmp_path):
 
 
 def test_unknown_variant_exits_2_naming_the_choices(tmp_path, capsys):
-    bench = load_script()
+    bench = load_bench()
     assert bench.main(["--device", "cpu", "--variants", "fp16", "--out", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err
     assert "fp16" in err and "fp32_ckpt" in err and err.count("\n") == 1

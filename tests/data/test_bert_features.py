@@ -4,7 +4,6 @@ used batch 1), padding not leaking into real positions, atomic outputs, and one-
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,11 +16,11 @@ from repro.data.base import DataError
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (optional extra 'text')")
 
 from repro.data import bert_features as bf  # noqa: E402
+from tests.conftest import load_script  # noqa: E402
 
 HIDDEN = 32
 WORDS = ["the", "movie", "was", "great", "bad", "i", "really", "liked", "it", "not", "very", "good", "and", "so",
          "play", "##ing", "##ed", "un", "##like", "a", "boring", "fun", "sp", "um", "uh"]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_bert.py"
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +94,7 @@ def test_batch_size_invariance_and_padding_does_not_leak(bert):
 
 
 def test_script_main(tmp_path, model_dir):
-    spec = importlib.util.spec_from_file_location("extract_bert", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("extract_bert")
     texts = texts_file(tmp_path / "t.jsonl", ROWS[:2])
     assert script.main(["--texts", str(texts), "--out", str(tmp_path / "o"), "--model", str(model_dir),
                         "--device", "cpu", "--batch-size", "2"]) == {"train": 1, "val": 1}

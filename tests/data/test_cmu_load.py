@@ -5,17 +5,14 @@ agree with the plain formulas and allocate no array-sized temporaries. The full 
 
 from __future__ import annotations
 
-import importlib.util
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from repro.data import cmu
 from repro.data.fixtures_cmu import MULT_NEGINF_PER_SPLIT, write_mmsa_pickle, write_mult_pickle
-
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench_cmu_load.py"
+from tests.conftest import load_script
 
 
 def capture_unpickled(monkeypatch) -> list:
@@ -113,9 +110,7 @@ def test_masks_and_cleaning_allocate_no_array_sized_temporaries():
 
 @pytest.mark.slow
 def test_mosei_sized_aligned_load_meets_targets(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_cmu_load", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_cmu_load")
     try:
         record = bench.main(["--out", str(tmp_path / "data"), "--record", str(tmp_path / "bench")])
     finally:  # pytest keeps recent tmp dirs: do not leave 1.9 GB behind

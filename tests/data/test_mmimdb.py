@@ -4,7 +4,6 @@ a SYNTHETIC raw release (raw → hdf5 → reader), and every bad-input error (on
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import pickle
 
@@ -27,19 +26,16 @@ from repro.data.fixtures import (
     write_word2vec,
 )
 from repro.data.mmimdb import FILENAME, GENRES, IMAGENET_MEAN, IMAGENET_STD, H5Rows, MMIMDBReader
+from tests.conftest import load_script
 
-SCRIPT = CONFIG_DIR.parent / "scripts" / "prepare_mmimdb.py"
 ENDS = {"train_end": 24, "val_end": 32, "test_end": 40}  # the fixture's 24/8/8 rows
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("prepare_mmimdb", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_prepare_script():
+    return load_script("prepare_mmimdb")
 
 
-prep = load_script()
+prep = load_prepare_script()
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:

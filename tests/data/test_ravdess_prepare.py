@@ -8,7 +8,6 @@ each bad input's one line with the other clips still prepared.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import warnings
@@ -29,16 +28,14 @@ from repro.data.ravdess_prepare import (
     landmark_rows,
     prepare,
 )
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTORS = (1, 2)  # a partial release: fast, and it exercises the missing-actor warning
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("prepare_ravdess", ROOT / "scripts" / "prepare_ravdess.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("prepare_ravdess")
 
 
 def _prepare(raw, out, **kw):

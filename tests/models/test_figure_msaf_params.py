@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "figure_msaf_params.py"
+from tests.conftest import load_script
 
 
 def test_figure_script_runs(tmp_path):
-    spec = importlib.util.spec_from_file_location("figure_msaf_params", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("figure_msaf_params")
     out = tmp_path / "figs" / "msaf_params.png"
     module.main(["--out", str(out), "--step", "320"])
     assert out.exists() and out.stat().st_size > 1000
