@@ -46,8 +46,9 @@ table-%: $(STAMP) ## Run + render one table (and the tables it needs), e.g. make
 tables-list: $(STAMP) ## List the tables
 	$(PY) -m repro.tables list
 
-bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA) and data loading → outputs/bench/*.json
+bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA, the MSAF RAVDESS network) and data loading (AV-Digits, RAVDESS) → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
+	$(MAKE) --no-print-directory bench-msaf-ravdess bench-ravdess-data ARGS=
 
 # Evidence: the small files behind every number the README quotes live in results/ (tracked; outputs/ is not).
 SMOKE_SUFFIX := $(if $(filter 1,$(SMOKE)),-smoke,)
