@@ -47,7 +47,8 @@ ResNeXt was Kinetics-pretrained: from scratch (``pretrained=None``) is the defau
 ``channels_last=True`` stores weights and activations in NDHWC order (``torch.channels_last_3d``): the same
 function up to float rounding. Measured on this project's 2-core CPU machine, one train step (forward + CE +
 backward + Adam) at 30×224²: batch 2 9.7 s → 7.1 s, batch 1 4.7 s → 4.4 s (peak RSS ≈ 3.7 GB at batch 2 either
-way). Off by default until it is measured on a GPU.
+way). The class default is off (Hara's layout); the RAVDESS backbone config turns it on, measured faster on the CPU
+and on an H200 in fp32 (docs/msaf.md).
 
 ``input_layout``: ``"BCTHW"`` (default; Hara's layout) or ``"BTCHW"`` — the RAVDESS batches' (B, T, C, H, W)
 frames, permuted to (B, C, T, H, W) before the stem (the authors' ``images.permute(0, 2, 1, 3, 4)``).
