@@ -94,7 +94,12 @@ def tiny_batch():
             "label": torch.tensor([0, 3, 5, 7])}
 
 
-@pytest.mark.parametrize("fusion", FUSIONS)
+# The decision-level combinations add no layers to the encoders the other cases already train: slow only.
+LEARN_CASES = [pytest.param(f, marks=pytest.mark.slow) if f in ("late_avg", "late_product", "multiplicative")
+               else f for f in FUSIONS]
+
+
+@pytest.mark.parametrize("fusion", LEARN_CASES)
 def test_every_network_gives_8_logits_and_learns_a_fixed_batch(fusion, tmp_path):
     torch.manual_seed(0)
     net = ravdess_net(fusion, tmp_path).train()
