@@ -126,7 +126,7 @@ def _valid_lines(tmp_path) -> list[str]:
 
 @pytest.mark.parametrize("edit, line_no, words", [
     (lambda ls: ls[:20], 21, "truncated"),  # frame 0's joints end early
-    (lambda ls: ls[:3] + ["24"] + ls[4:27], 4, "24 joints"),  # body 0 of frame 0: 24 joints (count on line 4)
+    (lambda ls: ls[:3] + ["24"] + ls[4:28] + ls[29:], 4, "24 joints"),  # body 0 of frame 0: 24 joints (count on line 4)
     (lambda ls: ls[:9] + [ls[9].replace(ls[9].split()[1], "abc", 1)] + ls[10:], 10, "non-numeric"),
     (lambda ls: ls[:9] + [" ".join(ls[9].split()[:11])] + ls[10:], 10, "expected 12 values"),
     (lambda ls: ["x"] + ls[1:], 1, "frame count"),

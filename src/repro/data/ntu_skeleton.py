@@ -27,6 +27,7 @@ are found by ``missing_skeleton_names`` from parsed files; no list is copied fro
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,8 @@ def _joint_block(lines: _Lines, frame: int, body: int) -> np.ndarray:
         raise
 
 
-def _body(lines: _Lines, frame: int, body: int) -> np.ndarray:
+def _body_header(lines: _Lines, frame: int, body: int) -> None:
+    """The body-info line and the joint-count line of one body (checked; their values are not kept)."""
     info = lines.values(BODY_VALUES, f"the body-info line of body {body} in frame {frame}")
     try:
         [float(v) for v in info]
@@ -118,7 +120,26 @@ def _body(lines: _Lines, frame: int, body: int) -> np.ndarray:
     joints = lines.count(f"joint count of body {body} in frame {frame}")
     if joints != NUM_JOINTS:
         raise lines.error(lines.pos, f"body {body} in frame {frame} has {joints} joints, expected {NUM_JOINTS}")
-    return _joint_block(lines, frame, body)
+
+
+def _joint_values(lines: _Lines, blocks: list[tuple[int, int, int]]) -> np.ndarray:
+    """All joint lines of the kept `blocks` (frame, body, first line index) → (blocks, 25, 3) x, y, z.
+
+    One C-level ``np.loadtxt`` over the joined lines (about twice as fast as converting line by line); when it
+    refuses, or would skip a blank line, the slow per-line path finds the offending line for the message.
+    """
+    text = "\n".join(line for _, _, start in blocks for line in lines.lines[start:start + NUM_JOINTS])
+    try:
+        values = np.loadtxt(io.StringIO(text), dtype=np.float64, comments=None, ndmin=2)
+        if values.shape == (len(blocks) * NUM_JOINTS, JOINT_VALUES):
+            return values[:, :3].reshape(len(blocks), NUM_JOINTS, 3)
+    except ValueError:
+        pass
+    out = np.empty((len(blocks), NUM_JOINTS, 3))
+    for k, (frame, body, start) in enumerate(blocks):
+        lines.pos = start
+        out[k] = _joint_block(lines, frame, body)
+    return out
 
 
 def parse_skeleton(path: str | Path) -> Skeleton:
@@ -132,19 +153,28 @@ def parse_skeleton(path: str | Path) -> Skeleton:
     num_frames = lines.count("frame count")
     if num_frames < 0:
         raise lines.error(1, f"negative frame count {num_frames}")
-    xyz = np.zeros((3, num_frames, NUM_JOINTS, MAX_BODIES), dtype=np.float64)
     bodies = np.zeros(num_frames, dtype=np.int64)
+    blocks = []  # (frame, body, index of its first joint line) of every body (all are checked, two are kept)
     for t in range(num_frames):
         bodies[t] = lines.count(f"body count of frame {t}")
         if bodies[t] < 0:
             raise lines.error(lines.pos, f"negative body count {bodies[t]} in frame {t}")
         for b in range(bodies[t]):
-            joints = _body(lines, t, b)
-            if b < MAX_BODIES:
-                xyz[:, t, :, b] = joints.T
+            _body_header(lines, t, b)
+            blocks.append((t, b, lines.pos))
+            if lines.pos + NUM_JOINTS > len(lines.lines):
+                raise lines.error(len(lines.lines) + 1, f"file ends inside body {b} of frame {t} (truncated)")
+            lines.pos += NUM_JOINTS
     rest = next((i for i in range(lines.pos, len(lines.lines)) if lines.lines[i].strip()), None)
     if rest is not None:
         raise lines.error(rest + 1, f"text after the last of the {num_frames} frames (wrong frame count?)")
+    xyz = np.zeros((3, num_frames, NUM_JOINTS, MAX_BODIES), dtype=np.float64)
+    if blocks:
+        values = _joint_values(lines, blocks)
+        index = np.array([(t, b) for t, b, _ in blocks])
+        keep = index[:, 1] < MAX_BODIES
+        # separated advanced indices go first: the target is (kept, 3, 25)
+        xyz[:, index[keep, 0], :, index[keep, 1]] = values[keep].transpose(0, 2, 1)
     bad = ~np.isfinite(xyz)
     xyz[bad] = 0.0
     dropped = int(np.clip(bodies - MAX_BODIES, 0, None).sum())
