@@ -155,3 +155,11 @@ def test_origin_subtraction_default_and_quirk(tmp_path):
     quirk = subtract_origin(xyz, absent_becomes_minus_origin=True)
     np.testing.assert_allclose(quirk[:, 3, :, 1], np.broadcast_to(-origin[:, 3, None], (3, 25)), atol=1e-6)
     np.testing.assert_array_equal(quirk[:, [0, 1, 4]], out[:, [0, 1, 4]])  # identical where both bodies exist
+
+
+def test_windows_line_endings_parse_alike(tmp_path):
+    frames = synthetic_frames(np.random.default_rng(5), num_frames=3, num_bodies=1, empty_frames=(1,))
+    unix = write_skeleton_file(tmp_path / "unix.skeleton", frames)
+    dos = tmp_path / "dos.skeleton"
+    dos.write_bytes(unix.read_bytes().replace(b"\n", b"\r\n"))
+    np.testing.assert_array_equal(read_skeleton(dos), read_skeleton(unix))
