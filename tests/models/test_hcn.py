@@ -1,6 +1,7 @@
 """HCN, MFAS's NTU skeleton network (jperezrua/mfas models/central/ntu.py `Skeleton`): the authors' parameter count,
-tap shapes, a functional re-statement of the authors' per-person forward, shared person weights, the motion stream
-against a hand-built frame difference, and a learnability check. Every input here is SYNTHETIC random data."""
+tap shapes, loading the authors' checkpoint keys, a functional re-statement of the authors' per-person forward,
+shared person weights, the motion stream against a hand-built frame difference, and a learnability check.
+Every input here is SYNTHETIC random data."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from repro.config import ConfigError
 from repro.models.backbones.base import global_average
-from repro.models.backbones.hcn import HCN, SEARCH_TAPS, motion
+from repro.models.backbones.hcn import HCN, SEARCH_TAPS, authors_state_dict, load_authors, motion
 
 AUTHORS_PARAMS = 1_062_652  # MFAS Skeleton(num_outputs=60, vid_len[1]=32); issue 15 "## Networks"
 
@@ -140,3 +142,30 @@ def test_learns_a_fixed_synthetic_batch():
     with torch.no_grad():
         final = F.cross_entropy(net(x), y).item()
     assert losses[0] > 1.0 and final < 0.2, (losses, final)  # chance CE is ln 4 = 1.39
+
+
+# The authors' Skeleton state-dict keys, read off models/central/ntu.py (conv/linear weight+bias per layer).
+AUTHORS_LAYERS = ["conv1.0", "conv2", "conv3.0", "conv4.0", "conv1m.0", "conv2m", "conv3m.0", "conv4m.0", "conv5.0",
+                  "conv6.0", "fc7.0", "fc8"]
+
+
+def test_authors_checkpoint_keys_load_strictly(tmp_path):
+    src = HCN()
+    state = authors_state_dict(src)
+    assert sorted(state) == sorted(f"{layer}.{p}" for layer in AUTHORS_LAYERS for p in ("weight", "bias"))
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "skeleton_32frames")  # DataParallel prefix
+    dst = HCN()
+    load_authors(dst, tmp_path / "skeleton_32frames")
+    x = synthetic_skeletons()
+    with torch.no_grad():
+        torch.testing.assert_close(dst.eval()(x), src.eval()(x))
+    torch.save({k: v for k, v in state.items() if k != "fc8.bias"}, tmp_path / "partial")
+    with pytest.raises(ConfigError, match=r"partial does not fit this HCN: missing fc8.bias \(1\)"):
+        load_authors(dst, tmp_path / "partial")
+    with pytest.raises(ConfigError, match="wrong shape fc8.weight"):
+        load_authors(HCN(num_classes=10), tmp_path / "skeleton_32frames")
+    with pytest.raises(ConfigError, match="absent.pt do not exist"):
+        load_authors(dst, tmp_path / "absent.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot read .*text.pt as a torch state dict"):
+        load_authors(dst, tmp_path / "text.pt")

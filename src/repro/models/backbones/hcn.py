@@ -43,14 +43,24 @@ The authors' fc7 dropout is ``Dropout2d`` on a 2-D tensor, which old PyTorch app
 Weights: the authors' ``initial_model_weight`` — Xavier-uniform for every conv and linear weight (fan-in
 ``in·kh·kw``, fan-out ``out·kh·kw``: PyTorch's ``xavier_uniform_``), biases 0. Dropout p is the authors' ``--drpt``
 (0.4 in their NTU training scripts).
+
+Checkpoints. ``load_authors(encoder, path)`` reads a state dict saved from the authors' ``Skeleton`` (e.g. MFAS's
+``skeleton_32frames_85.24``; a ``module.`` prefix from DataParallel is removed) under their key names
+``conv1.0``, ``conv2``, ``conv3.0``, ``conv4.0``, ``conv1m.0`` … ``conv4m.0``, ``conv5.0``, ``conv6.0``, ``fc7.0``,
+``fc8`` (``authors_key`` maps ours to theirs). Strict: any missing, unexpected or wrongly shaped tensor is a one-line
+``ConfigError`` naming the file.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder, global_average
 
 NUM_JOINTS = 25
@@ -168,3 +178,50 @@ class HCN(StagedEncoder):
         if tap.dim() == 5:
             tap = tap.amax(dim=-1)
         return global_average(tap)
+
+
+AUTHORS_PREFIX = {"stages.1.": "conv5.", "stages.2.": "conv6.", "stages.4.": "fc7.", "head.": "fc8."}
+WEIGHTS_HINT = "give the path of a state dict saved from MFAS's models/central/ntu.py Skeleton (60 classes, window 32)"
+
+
+def authors_key(key: str) -> str:
+    """Our state-dict key -> the authors' `Skeleton` key (``stages.0.motion.conv3.0.weight`` -> ``conv3m.0.weight``)."""
+    for branch, suffix in (("stages.0.position.", ""), ("stages.0.motion.", "m")):
+        if key.startswith(branch):
+            layer, rest = key.removeprefix(branch).split(".", 1)
+            return f"{layer}{suffix}.{rest}"
+    for ours, theirs in AUTHORS_PREFIX.items():
+        if key.startswith(ours):
+            return theirs + key.removeprefix(ours)
+    raise KeyError(f"HCN has no authors' counterpart for {key!r}")
+
+
+def authors_state_dict(encoder: HCN) -> dict[str, torch.Tensor]:
+    """The encoder's weights under the authors' key names (what their checkpoints hold)."""
+    return {authors_key(k): v for k, v in encoder.state_dict().items()}
+
+
+def load_authors(encoder: HCN, path: str | Path) -> None:
+    """Load an authors' `Skeleton` state dict into `encoder`, strictly (every tensor, every shape)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"HCN weights {path} do not exist; {WEIGHTS_HINT}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated download, a text file, a pickle of arbitrary objects, ...
+        raise ConfigError(f"cannot read {path} as a torch state dict ({type(err).__name__}); {WEIGHTS_HINT}") from None
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict; {WEIGHTS_HINT}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = authors_state_dict(encoder)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{label} {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''} ({len(keys)})"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise ConfigError(f"{path} does not fit this HCN: {'; '.join(parts)}; {WEIGHTS_HINT}")
+    with torch.no_grad():
+        for key, ours in own.items():
+            ours.copy_(state[key])
