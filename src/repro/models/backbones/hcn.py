@@ -1,8 +1,10 @@
 """HCN, the NTU RGB+D skeleton network of MFAS and MSAF (mfas.txt §4, msaf.txt §5.3; IMPLEMENTATION-NOTES §1.4,
 §3.1, §3.3), as a staged encoder.
 
-Architecture read from MFAS's ``Skeleton`` (jperezrua/mfas ``models/central/ntu.py``, commit 2512d19; the
-anita-hu/mfas fork that MSAF uses has the same class), itself Li et al.'s HCN (arXiv 1804.06055). Input: the
+Architecture read from MFAS's ``Skeleton`` (jperezrua/mfas ``models/central/ntu.py``, commit 2512d19), itself
+Li et al.'s HCN (arXiv 1804.06055). The anita-hu/mfas fork that MSAF imports was not available to read; MSAF's
+``msaf_ntu.py`` (anita-hu/MSAF, commit 4efa446) calls the same layers by the same names (``conv1``..``conv4m``,
+``conv5``, ``conv6``, ``fc7``, ``fc8``, ``num_person``) with the same shapes. Input: the
 authors' layout ``(B, C=3, T, V=25, M=2)`` — xyz coordinates, ``T`` frames (= ``window``, 32), 25 joints, 2
 persons (the second all zeros when absent). Every person runs through the same weights:
 
