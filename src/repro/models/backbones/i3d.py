@@ -36,9 +36,10 @@ Conv3d_1a.) Where the two variants differ in size: MaxPool3d_5a on an odd map, e
 
 Pooling (a deviation, stated): the authors' head is AvgPool3d((2, 7, 7), stride 1) → Dropout3d → logits conv → mean
 over the remaining time steps. At 32×224² (Mixed_5c 4×7×7) that is a weighted average over time in which the first
-and last of the 4 time steps weigh 1/6 and the middle two 1/3 (instead of 1/4 each). We use the StagedEncoder's global average (the fusions pool a tap, then call the head), so
-other clip sizes (the CPU smoke path's 8×32²) need no rebuild. The fork's Dropout3d on the (B, 1024, 7, 1, 1) map
-zeroes whole channels, which on the pooled (B, 1024) vector is plain Dropout.
+and last of the 4 time steps weigh 1/6 and the middle two 1/3 (instead of 1/4 each). We use the StagedEncoder's
+global average (the fusions pool a tap, then call the head), so other clip sizes (the CPU smoke path's 8×32²) need
+no rebuild. The fork's Dropout3d on the (B, 1024, 3, 1, 1) map zeroes whole channels, which on the pooled
+(B, 1024) vector is plain Dropout.
 
 Input: (B, C, T, H, W) (``input_layout="BCTHW"``) or (B, T, C, H, W) (``"BTCHW"``, frames first). The fork reads
 (B, T, H, W, C) and permutes; our datamodule decides the layout.
