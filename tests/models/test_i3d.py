@@ -46,6 +46,7 @@ def test_parameter_counts_are_the_references():
     assert n_params(I3D(num_classes=400, variant="piergiaj")) == PARAMS_400
     bns = [m for m in I3D().modules() if isinstance(m, torch.nn.BatchNorm3d)]
     assert len(bns) == 3 + 9 * 6 and {(m.eps, m.momentum) for m in bns} == {(1e-3, 1e-3)}
+    assert I3D().head.dropout.p == 0.5  # the fork's dropout_drop_prob before the logits conv
     assert {m.momentum for m in I3D(variant="piergiaj").modules() if isinstance(m, torch.nn.BatchNorm3d)} == {0.01}
 
 
@@ -58,6 +59,7 @@ def test_taps_at_the_authors_32x224_clip():
         (192, 16, 56, 56), (256, 16, 28, 28), (480, 16, 28, 28), (512, 8, 14, 14), (512, 8, 14, 14),
         (512, 8, 14, 14), (528, 8, 14, 14), (832, 8, 14, 14), (832, 4, 7, 7), (1024, 4, 7, 7)]
     assert net.stage_channels == [t.shape[1] for t in taps.values()]
+    assert set(i3d.MSAF_TAPS) <= set(net.stage_names) and net.embed_dim == 1024
     assert tuple(net(torch.empty(2, 3, 32, 224, 224, device="meta")).shape) == (2, 60)
 
 
