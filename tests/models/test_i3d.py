@@ -164,3 +164,33 @@ def test_bad_variant_or_layout_is_one_line():
         I3D(variant="tf")
     with pytest.raises(ValueError, match="input_layout='BTHWC'"):
         I3D(input_layout="BTHWC")
+
+
+def fork_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """piergiaj keys -> the MSAF fork's `features.N.branchB.I.{conv,bn}` keys, written out from its `I3D.features`."""
+    index = {v: k for k, v in i3d.FORK_FEATURES.items()}
+    branch = {v: k for k, v in i3d.FORK_BRANCHES.items()}
+    out = {}
+    for key, value in state.items():
+        if key.startswith("logits.conv3d."):
+            out[f"features.18.{key.rsplit('.', 1)[1]}"] = value
+            continue
+        name, *rest = key.split(".")
+        if rest[0] in branch:
+            rest = [branch[rest[0]], *rest[1:]]
+        rest = ["conv" if r == "conv3d" else r for r in rest]
+        out[".".join(["features", str(index[name]), *rest])] = value
+    return out
+
+
+def test_the_msaf_fork_layout_loads_too(tmp_path):
+    torch.manual_seed(0)
+    source = I3D(num_classes=60)
+    fork = fork_layout(piergiaj_state_dict(source))
+    assert {"features.0.conv.weight", "features.8.branch1.1.bn.running_var", "features.14.branch3.1.conv.weight",
+            "features.18.weight", "features.18.bias"} <= set(fork)
+    path = tmp_path / "i3d_32frames.pt"
+    torch.save({"state_dict": {"module." + k: v for k, v in fork.items()}}, path)
+    loaded = I3D(num_classes=60, pretrained=str(path))
+    for (key, theirs), ours in zip(source.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, msg=key)

@@ -49,6 +49,8 @@ Weights: ``pretrained=<path>`` (or ``load_piergiaj``) reads a plain state dict i
 ``rgb_imagenet.pt``. Strict: every backbone tensor must be present with its shape; ``logits`` is loaded only when its
 shape matches ``num_classes`` (the 400-class Kinetics/ImageNet-inflated logits is dropped for NTU's 60); BN
 ``num_batches_tracked`` counters may be absent. A mismatch is a one-line ``ConfigError`` naming the file and keys.
+A state dict in the MSAF fork's layout (``features.0.conv.weight`` … ``features.18.bias``, optionally ``module.``
+prefixed or under ``'state_dict'`` — how its ``i3d_32frames_85.63`` would be saved) is renamed to piergiaj's first.
 Initialisation otherwise: PyTorch defaults (neither reference initialises explicitly).
 """
 
@@ -219,6 +221,28 @@ def piergiaj_state_dict(encoder: I3D) -> dict[str, torch.Tensor]:
     return {piergiaj_key(k): v for k, v in encoder.state_dict().items()}
 
 
+# The MSAF fork's `I3D.features` indices -> piergiaj's endpoint names (the pools, 1, 4, 7, 13, 16, 17, hold no tensors).
+FORK_FEATURES = {0: "Conv3d_1a_7x7", 2: "Conv3d_2b_1x1", 3: "Conv3d_2c_3x3", 5: "Mixed_3b", 6: "Mixed_3c",
+                 8: "Mixed_4b", 9: "Mixed_4c", 10: "Mixed_4d", 11: "Mixed_4e", 12: "Mixed_4f", 14: "Mixed_5b",
+                 15: "Mixed_5c", 18: "logits.conv3d"}
+FORK_BRANCHES = {"branch0.0": "b0", "branch1.0": "b1a", "branch1.1": "b1b", "branch2.0": "b2a", "branch2.1": "b2b",
+                 "branch3.1": "b3b"}
+
+
+def fork_to_piergiaj_key(key: str) -> str:
+    """The fork's ``features.8.branch1.1.conv.weight`` -> ``Mixed_4b.b1b.conv3d.weight``; ``features.18.bias`` ->
+    ``logits.conv3d.bias``. A key outside that layout is returned as it is (and reported as unexpected)."""
+    parts = key.split(".")
+    if parts[0] != "features" or not parts[1].isdigit() or int(parts[1]) not in FORK_FEATURES:
+        return key
+    name, rest = FORK_FEATURES[int(parts[1])], parts[2:]
+    if rest[:2] and ".".join(rest[:2]) in FORK_BRANCHES:
+        name, rest = f"{name}.{FORK_BRANCHES['.'.join(rest[:2])]}", rest[2:]
+    if rest and rest[0] == "conv":
+        rest = ["conv3d", *rest[1:]]
+    return ".".join([name, *rest])
+
+
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"I3D pretrained weights {path} do not exist; {WEIGHTS_HINT}")
@@ -229,7 +253,10 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     if not isinstance(payload, Mapping):
         raise ConfigError(f"{path} holds a {type(payload).__name__}, not a state dict; {WEIGHTS_HINT}")
     state = payload.get("state_dict", payload)
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if "features.0.conv.weight" in state:  # the MSAF fork's layout (its `I3D.features` Sequential)
+        state = {fork_to_piergiaj_key(k): v for k, v in state.items()}
+    return state
 
 
 def load_piergiaj(encoder: I3D, path: str | Path) -> None:
