@@ -264,11 +264,11 @@ def load_piergiaj(encoder: I3D, path: str | Path) -> None:
     path = Path(path)
     state = read_state_dict(path)
     own = piergiaj_state_dict(encoder)
-    is_logits = lambda k: k.startswith("logits.")  # noqa: E731
-    missing = [k for k in own if k not in state and not is_logits(k) and not k.endswith("num_batches_tracked")]
+    optional = ("logits.", "num_batches_tracked")  # the head may be dropped; old checkpoints have no BN counters
+    missing = [k for k in own if k not in state and not k.startswith(optional[0]) and not k.endswith(optional[1])]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items()
-             if k in state and not is_logits(k) and tuple(state[k].shape) != tuple(v.shape)]
+             if k in state and not k.startswith("logits.") and tuple(state[k].shape) != tuple(v.shape)]
     if missing or unexpected or wrong:
         parts = [f"{label} {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''} ({len(keys)})"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
@@ -278,6 +278,6 @@ def load_piergiaj(encoder: I3D, path: str | Path) -> None:
     with torch.no_grad():
         for key, ours in own.items():
             theirs = state.get(key)
-            if theirs is None or (is_logits(key) and not logits_fit):
+            if theirs is None or (key.startswith("logits.") and not logits_fit):
                 continue  # an absent BN counter, or a 400-class logits: keep ours
             ours.copy_(theirs)
