@@ -14,9 +14,10 @@ one log line. Splits: `repro.data.ntu_names.split_names` with the protocol (``mf
 QUIRK). A partial release (not all 40 subjects) is read as it is, with one warning.
 
 A sample: the authors' origin subtraction (`subtract_origin`; QUIRK ``quirk_absent_body_minus_origin``), then the
-authors' length normalisation: the sequence resized in time to ``window`` frames by bilinear interpolation over the
-(time, joint) plane with the joint size unchanged (= linear in time; torch ``interpolate``, align_corners=False,
-the default of the authors' call). Not yet here: the training-time random temporal crop (``AugCrop``).
+authors' length normalisation (``NormalizeLen`` → ``interpole`` of mfas datasets/ntu.py): the sequence resized in
+time to ``window`` frames by torch's bilinear ``interpolate`` with align_corners=False, the joint axis unchanged —
+i.e. linear interpolation in time, as their (T, 1) bilinear call. Not yet here: the training-time random temporal
+crop (``AugCrop``: a window of max(64, ⌊T·U[0.5, 1]⌋) frames capped at T, before the resize).
 """
 
 from __future__ import annotations
