@@ -17,7 +17,7 @@ import torch
 import repro.data.ntu as ntu
 from repro.data.base import DataError
 from repro.data.fixtures_ntu import MISSING_SAMPLE
-from repro.data.ntu import NTUSkeletonReader, resize_time
+from repro.data.ntu import NTUSkeletonReader, random_crop, resize_time
 from repro.data.ntu_names import PROTOCOLS, parse_ntu_name
 from repro.data.ntu_skeleton import subtract_origin, synthetic_frames, write_skeleton_file
 from repro.train import run
@@ -88,7 +88,7 @@ def test_protocol_splits_by_subject(folder, protocol):
 
 
 def test_sample_is_origin_subtracted_and_resized_to_the_window(folder):
-    data = _load(folder)["train"]
+    data = _load(folder)["val"]  # not cropped
     x = data[0]["skeleton"]
     assert x.shape == (3, 32, 25, 2) and x.dtype == torch.float32
     windows = data.arrays["skeleton"]
@@ -107,6 +107,21 @@ def test_time_resize_is_linear_in_time_by_hand():
     np.testing.assert_allclose(out[0, :, 0, 0], [0.0, 6.25, 17.5, 30.0], rtol=1e-6)
     assert out.shape == (3, 4, 25, 2) and not out[1:].any() and not out[:, :, 1:].any()
     assert not resize_time(np.zeros((3, 0, 25, 2), np.float32), 4).any()
+
+
+def test_training_crop_as_the_authors_augcrop(folder):
+    ramp = np.broadcast_to(np.arange(200, dtype=np.float32)[None, :, None, None], (3, 200, 25, 2))
+    torch.manual_seed(0)
+    crops = [random_crop(ramp, 0.5)[0, :, 0, 0] for _ in range(50)]
+    for c in crops:  # a contiguous window of >= max(0.5 · 200, 64) = 100 frames
+        assert 100 <= len(c) <= 200 and np.array_equal(c, np.arange(c[0], c[0] + len(c)))
+    assert len({(c[0], len(c)) for c in crops}) > 10
+    short = ramp[:, :50]
+    assert np.array_equal(random_crop(short, 0.5), short)  # shorter than 64 frames: kept whole
+    data = _load(folder)
+    assert data["train"].arrays["skeleton"].crop == 0.5 and data["val"].arrays["skeleton"].crop is None
+    assert data["test"].arrays["skeleton"].crop is None
+    assert _load(folder, temporal_crop=None)["train"].arrays["skeleton"].crop is None
 
 
 def test_partial_release_warns_once(folder):

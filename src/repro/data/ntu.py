@@ -16,8 +16,10 @@ QUIRK). A partial release (not all 40 subjects) is read as it is, with one warni
 A sample: the authors' origin subtraction (`subtract_origin`; QUIRK ``quirk_absent_body_minus_origin``), then the
 authors' length normalisation (``NormalizeLen`` → ``interpole`` of mfas datasets/ntu.py): the sequence resized in
 time to ``window`` frames by torch's bilinear ``interpolate`` with align_corners=False, the joint axis unchanged —
-i.e. linear interpolation in time, as their (T, 1) bilinear call. Not yet here: the training-time random temporal
-crop (``AugCrop``: a window of max(64, ⌊T·U[0.5, 1]⌋) frames capped at T, before the resize).
+i.e. linear interpolation in time, as their (T, 1) bilinear call. Training samples first get the authors' random
+temporal crop (``AugCrop``; ``temporal_crop`` = its p_interval, 0.5; null = off): a window of
+min(max(⌊T·U[p, 1]⌋, 64), T) frames at a uniform random start (torch's RNG: seeded by the run's seed and per
+DataLoader worker). Validation and test samples are not cropped (the authors' NormalizeLen only).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ FRAMES_FILE = "skeleton_frames.npy"
 OFFSETS_FILE = "skeleton_offsets.npy"
 INDEX_FILE = "skeleton_index.json"
 WINDOW = 32
+MIN_CROP = 64  # AugCrop never keeps fewer frames than this (or the whole sequence when shorter)
 DOWNLOAD_HINT = ("download nturgbd_skeletons_s001_to_s017.zip of NTU RGB+D 60 "
                  "(rose1.ntu.edu.sg/dataset/actionRecognition) and unzip it so the folder holds "
                  "nturgbd_skeletons/*.skeleton (docs/ntu.md)")
@@ -57,6 +60,17 @@ def resize_time(xyz: np.ndarray, window: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(xyz, dtype=np.float32)).permute(0, 3, 1, 2).reshape(1, c * m, t, v)
     y = F.interpolate(x, size=(window, v), mode="bilinear", align_corners=False)
     return y.reshape(c, m, window, v).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def random_crop(xyz: np.ndarray, p_interval: float) -> np.ndarray:
+    """The authors' AugCrop of a (3, T, 25, M) sequence: min(max(⌊T·U[p, 1]⌋, 64), T) frames at a random start."""
+    t = xyz.shape[1]
+    if t == 0:
+        return xyz
+    ratio = p_interval + (1.0 - p_interval) * float(torch.rand(()))
+    length = min(max(int(np.floor(t * ratio)), MIN_CROP), t)
+    start = int(torch.randint(0, t - length + 1, ()))
+    return xyz[:, start:start + length]
 
 
 class SkeletonCache:
@@ -117,9 +131,11 @@ class SkeletonWindows:
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, cache: SkeletonCache, rows: np.ndarray, window: int, quirk_minus_origin: bool):
+    def __init__(self, cache: SkeletonCache, rows: np.ndarray, window: int, quirk_minus_origin: bool,
+                 crop: float | None = None):
         self.cache, self.rows = cache, np.asarray(rows, dtype=np.int64)
         self.window, self.quirk_minus_origin = int(window), bool(quirk_minus_origin)
+        self.crop = None if crop is None else float(crop)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -131,8 +147,10 @@ class SkeletonWindows:
     def __getitem__(self, i):
         if isinstance(i, (int, np.integer)):
             xyz = np.array(self.cache.sequence(int(self.rows[i])), dtype=np.float32)
+            if self.crop is not None:
+                xyz = random_crop(xyz, self.crop)
             return resize_time(subtract_origin(xyz, self.quirk_minus_origin), self.window)
-        return SkeletonWindows(self.cache, self.rows[i], self.window, self.quirk_minus_origin)
+        return SkeletonWindows(self.cache, self.rows[i], self.window, self.quirk_minus_origin, self.crop)
 
 
 class NTUSkeletonReader(Reader):
@@ -155,7 +173,8 @@ class NTUSkeletonReader(Reader):
         return write_ntu_skeletons(folder)
 
     def __init__(self, root: str | Path, protocol: str = "mfas", window: int = WINDOW,
-                 quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True):
+                 quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True,
+                 temporal_crop: float | None = 0.5):
         self.root = Path(root)
         self.protocol = str(protocol)
         self.window = int(window)
@@ -163,6 +182,10 @@ class NTUSkeletonReader(Reader):
             raise DataError(f"data.reader.window={window}: expected a positive number of frames (HCN: 32)")
         self.quirk_minus_origin = bool(quirk_absent_body_minus_origin)
         self.exclude_missing = bool(exclude_missing)
+        if temporal_crop is not None and not 0.0 < float(temporal_crop) <= 1.0:
+            raise DataError(f"data.reader.temporal_crop={temporal_crop}: expected the kept fraction's lower bound "
+                            "in (0, 1] (the authors' 0.5), or null for no crop")
+        self.temporal_crop = None if temporal_crop is None else float(temporal_crop)
         self._warned_partial = False
 
     def skeleton_files(self) -> list[Path]:
@@ -204,6 +227,7 @@ class NTUSkeletonReader(Reader):
                                 f"{self.protocol}; fix: add those subjects' files (docs/ntu.md)")
             rows = np.array([row_of[s] for s in stems], dtype=np.int64)
             labels = np.array([parse_ntu_name(s).label for s in stems], dtype=np.int64)
-            out[split] = ArrayDataset({"skeleton": SkeletonWindows(cache, rows, self.window, self.quirk_minus_origin)},
-                                      labels, np.array(stems))
+            crop = self.temporal_crop if split == "train" else None
+            windows = SkeletonWindows(cache, rows, self.window, self.quirk_minus_origin, crop)
+            out[split] = ArrayDataset({"skeleton": windows}, labels, np.array(stems))
         return out
