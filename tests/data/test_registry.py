@@ -42,6 +42,9 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         # 24 actors x 2 clips; fold 0 with select_on=val: 16 training, 4 validation, 4 test actors; 8 frames of 32²
         "ravdess": ((32, 8, 8), {"video": [8, 3, 32, 32], "audio": [13, 212]}),
         "ravdess_audio": ((32, 8, 8), {"audio": [13, 212]}),
+        # 8 subjects x 4 actions x 2 replications (one extra all-empty sample excluded); mfas protocol: 4 training,
+        # 2 dev, 2 test subjects; SYNTHETIC .skeleton files resized to HCN's 32-frame window
+        "ntu_skeleton": ((32, 16, 16), {"skeleton": [3, 32, 25, 2]}),
     }
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
