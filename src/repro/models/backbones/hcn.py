@@ -55,7 +55,6 @@ Checkpoints. ``load_authors(encoder, path)`` reads a state dict saved from the a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -64,6 +63,7 @@ from torch import nn
 
 from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder, global_average
+from repro.models.checkpoints import read_state_dict as read_weights
 
 NUM_JOINTS = 25
 NUM_PERSONS = 2
@@ -206,15 +206,7 @@ def authors_state_dict(encoder: HCN) -> dict[str, torch.Tensor]:
 def load_authors(encoder: HCN, path: str | Path) -> None:
     """Load an authors' `Skeleton` state dict into `encoder`, strictly (every tensor, every shape)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"HCN weights {path} do not exist; {WEIGHTS_HINT}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated download, a text file, a pickle of arbitrary objects, ...
-        raise ConfigError(f"cannot read {path} as a torch state dict ({type(err).__name__}); {WEIGHTS_HINT}") from None
-    if not isinstance(state, Mapping):
-        raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict; {WEIGHTS_HINT}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = read_weights(path, "HCN weights", WEIGHTS_HINT)
     own = authors_state_dict(encoder)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -66,6 +66,7 @@ from torch import nn
 
 from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder
+from repro.models.checkpoints import read_state_dict as read_weights
 
 VARIANTS = {"msaf": 1e-3, "piergiaj": 0.01}   # variant -> BatchNorm momentum (PyTorch convention)
 INPUT_LAYOUTS = ("BCTHW", "BTCHW")
@@ -244,17 +245,9 @@ def fork_to_piergiaj_key(key: str) -> str:
 
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    if not path.is_file():
-        raise ConfigError(f"I3D pretrained weights {path} do not exist; {WEIGHTS_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated download, a text file, a pickle of arbitrary objects, ...
-        raise ConfigError(f"cannot read {path} as a torch state dict ({type(err).__name__}); {WEIGHTS_HINT}") from None
-    if not isinstance(payload, Mapping):
-        raise ConfigError(f"{path} holds a {type(payload).__name__}, not a state dict; {WEIGHTS_HINT}")
-    state = payload.get("state_dict", payload)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    if "features.0.conv.weight" in state:  # the MSAF fork's layout (its `I3D.features` Sequential)
+    """A piergiaj-layout state dict; the MSAF fork's own layout (its `I3D.features` Sequential) is renamed to it."""
+    state = read_weights(path, "I3D pretrained weights", WEIGHTS_HINT)
+    if "features.0.conv.weight" in state:
         state = {fork_to_piergiaj_key(k): v for k, v in state.items()}
     return state
 

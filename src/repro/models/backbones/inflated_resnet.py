@@ -59,6 +59,7 @@ from torch import nn
 
 from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder
+from repro.models.checkpoints import read_state_dict as read_weights
 
 EXPANSION = 4
 BLOCKS = (3, 4, 6, 3)            # ResNet-50
@@ -178,21 +179,9 @@ def centre_inflate(weight: torch.Tensor, depth: int) -> torch.Tensor:
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     """A torchvision-layout state dict; a saved MFAS ``Visual`` (``cnn.*``, ``classifier.*``) is renamed to it."""
-    if not path.is_file():
-        raise ConfigError(f"inflated ResNet-50 pretrained weights {path} do not exist; {WEIGHTS_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated download, a text file, a pickle of arbitrary objects, ...
-        raise ConfigError(f"cannot read {path} as a torch state dict ({type(err).__name__}); {WEIGHTS_HINT}") from None
-    if not isinstance(payload, Mapping):
-        raise ConfigError(f"{path} holds a {type(payload).__name__}, not a state dict; {WEIGHTS_HINT}")
-    state = payload.get("state_dict", payload)
-    renamed = {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        key = "fc." + key.removeprefix("classifier.") if key.startswith("classifier.") else key.removeprefix("cnn.")
-        renamed[key] = value
-    return renamed
+    state = read_weights(path, "inflated ResNet-50 pretrained weights", WEIGHTS_HINT)
+    return {"fc." + key.removeprefix("classifier.") if key.startswith("classifier.") else key.removeprefix("cnn."): v
+            for key, v in state.items()}
 
 
 def fitted(theirs: torch.Tensor, ours: torch.Tensor) -> torch.Tensor | None:

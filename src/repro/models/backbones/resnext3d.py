@@ -75,6 +75,7 @@ from torch.utils.checkpoint import checkpoint
 
 from repro.config import ConfigError
 from repro.models.backbones.base import StagedEncoder
+from repro.models.checkpoints import read_state_dict as read_weights
 
 LAYERS = (3, 4, 6, 3)                 # ResNeXt-50
 PLANES = (128, 256, 512, 1024)        # Hara's `planes` per layer; the layer's output has 2× these channels
@@ -230,17 +231,7 @@ def hara_state_dict(encoder: ResNeXt3D) -> dict[str, torch.Tensor]:
 
 def read_checkpoint(path: Path) -> Mapping[str, torch.Tensor]:
     """The state dict of a Hara-format checkpoint (or of a plain state dict), `module.` prefixes removed."""
-    if not path.is_file():
-        raise ConfigError(f"ResNeXt-3D pretrained weights {path} do not exist; {WEIGHTS_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated download, a text file, a pickle of arbitrary objects, ...
-        raise ConfigError(f"cannot read {path} as a torch checkpoint ({type(err).__name__}); {WEIGHTS_HINT}") from None
-    state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise ConfigError(f"{path} holds a {type(payload).__name__}, not a checkpoint with a 'state_dict'; "
-                          f"{WEIGHTS_HINT}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return read_weights(path, "ResNeXt-3D pretrained weights", WEIGHTS_HINT)
 
 
 def load_kinetics(encoder: ResNeXt3D, path: str | Path) -> None:
