@@ -28,8 +28,8 @@ install: $(STAMP) ## Create .venv and install repro with dev extras
 train: $(STAMP) ## Train the default (MSAF on the embedded AV-Digits set) and print metrics; ARGS="..." for overrides
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP) ## Run the fast test suite (what CI runs)
-	$(PY) -m pytest -q $(ARGS)
+test: $(STAMP) ## Run the fast test suite (what CI runs; lists the 15 slowest tests, to keep it under ~10 min)
+	$(PY) -m pytest -q --durations=15 $(ARGS)
 
 test-full: $(STAMP) ## Run every test, the slow ones included
 	$(PY) -m pytest -q -m "" $(ARGS)
