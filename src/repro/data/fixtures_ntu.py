@@ -88,15 +88,18 @@ def rgb_frames(rng: np.random.Generator, action: int, num_frames: int, size: int
     return frames
 
 
-def write_avi(path: Path, frames: np.ndarray, fps: int = RGB_FPS, codec: str = "mpeg4") -> Path:
-    """An avi of (n, H, W, 3) uint8 RGB frames (MPEG-4 part 2, yuv420p: the codec of the release's files)."""
+def write_avi(path: Path, frames: np.ndarray, fps: int = RGB_FPS, codec: str = "mpeg4",
+              pix_fmt: str = "yuv420p") -> Path:
+    """An avi of (n, H, W, 3) uint8 RGB frames (default MPEG-4 part 2, yuv420p, as the prepared files; tests that
+    need exact pixel values write ``codec="rawvideo", pix_fmt="bgr24"``)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="avi") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
-        stream.options = {"qscale": "3"}
+        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], pix_fmt
+        if codec == "mpeg4":
+            stream.options = {"qscale": "3"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())

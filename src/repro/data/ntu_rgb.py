@@ -107,7 +107,7 @@ def decode_avi(path: Path) -> list:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise DataError(f"{path} has no video stream; expected a 256×256 avi; {fix}")
+                raise DataError(f"cannot decode {path} (no video stream): expected a 256×256 avi video; {fix}")
             stream = container.streams.video[0]
             stream.thread_type = "SLICE"  # one thread per DataLoader worker: workers give the parallelism
             frames = list(container.decode(stream))
