@@ -120,3 +120,24 @@ def write_ntu(folder: Path, seed: int = 0, size: int = RGB_SIZE) -> Path:
     atomic_write_text(folder / "nturgbd_rgb" / "SYNTHETIC.txt", SYNTHETIC_NOTE)
     atomic_write_text(folder / "SYNTHETIC.txt", SYNTHETIC_NOTE)
     return folder
+
+
+RELEASE_SIZE = (1920, 1080)  # (width, height) of the release's RGB videos
+
+
+def write_release_rgb(src: Path, stems: list[str], size: tuple[int, int] = (96, 54), frames: int = 12,
+                      seed: int = 0) -> list[Path]:
+    """SYNTHETIC release videos ``<src>/<stem>_rgb.avi`` for the preparation's tests and benchmark: named as the
+    release's 1920×1080 files but `size` (width, height) — small by default, as real 1080p is slow to write."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    paths = []
+    for stem in stems:
+        action = 1 + (int(stem[-3:]) - 1) % len(RGB_PATTERNS)
+        side = max(width, height)
+        top, left = (side - height) // 2, (side - width) // 2  # the central band: the blob stays in the middle
+        square = rgb_frames(rng, action, frames, size=side)
+        paths.append(write_avi(Path(src) / f"{stem}_rgb.avi", square[:, top:top + height, left:left + width]))
+    Path(src).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(src) / "SYNTHETIC.txt", SYNTHETIC_NOTE)
+    return paths
