@@ -76,7 +76,7 @@ def resize_video(source: Path, target: Path, size: int = PREPARED_SIZE, qscale: 
             if not inp.streams.video:
                 raise DataError(f"{source}: no video stream")
             stream = inp.streams.video[0]
-            stream.thread_type = "SLICE"
+            stream.codec_context.thread_count = 1  # one decoder thread per worker process
             with av.open(f, "w", format="avi") as out:
                 video = out.add_stream("mpeg4", rate=FPS)
                 video.width = video.height = size

@@ -109,7 +109,7 @@ def decode_avi(path: Path) -> list:
             if not container.streams.video:
                 raise DataError(f"cannot decode {path} (no video stream): expected a 256×256 avi video; {fix}")
             stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # one thread per DataLoader worker: workers give the parallelism
+            stream.codec_context.thread_count = 1  # one thread per DataLoader worker: workers give the parallelism
             frames = list(container.decode(stream))
     except DataError:
         raise
