@@ -301,3 +301,16 @@ def test_pairing_is_by_stem_whatever_the_listing_order(tmp_path):
         "S001C002P001R001A002": "S001C002P001R001A002_rgb.avi"}
     with pytest.raises(DataError, match="two RGB files"):
         rgb_by_stem([tmp_path / "S001C001P001R001A001_rgb.avi", tmp_path / "S001C001P001R001A001.avi"])
+
+
+def test_config_frames_follow_the_backbone(tmp_path):
+    """configs/data/ntu.yaml: T = backbone.video_frames (I3D 32, inflated ResNet-50 8), 32 without it; the
+    modalities entry follows T and frame_size."""
+    from omegaconf import OmegaConf
+
+    for overrides, frames in (([], 32), (["backbone.video_frames=8"], 8), (["~backbone.video_frames"], 32)):
+        cfg = compose_train(["data=ntu", "fusion=unimodal_video", *overrides], tmp_path / "run", tmp_path)
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+        assert data["reader"]["frames"] == frames and data["modalities"]["video"] == [frames, 3, 224, 224]
+        assert data["family"] == "video_skeleton" and data["modalities"]["skeleton"] == [3, 32, 25, 2]
+        assert data["reader"]["parse_workers"] == 1

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from repro.data.base import DataError
 from repro.data.ntu_names import parse_ntu_name
-from repro.data.ntu_rgb import PREPARED_SIZE, RGB_DIR, RGB_SUFFIX
+from repro.data.ntu_rgb import PREPARED_SIZE, RGB_DIR, RGB_SUFFIX, av_reason
 from repro.files import atomic_write
 
 FPS = 30
@@ -59,11 +59,6 @@ class Report:
 
 def output_path(root: Path, stem: str) -> Path:
     return Path(root) / RGB_DIR / f"{stem}{RGB_SUFFIX}"
-
-
-def _av_reason(err: Exception) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text.replace(str(getattr(err, "filename", "") or "\0"), "").strip(" :;'") or type(err).__name__
 
 
 def resize_video(source: Path, target: Path, size: int = PREPARED_SIZE, qscale: int = QSCALE) -> int:
@@ -97,7 +92,7 @@ def resize_video(source: Path, target: Path, size: int = PREPARED_SIZE, qscale: 
     except DataError as err:
         raise DataError(f"cannot prepare {err}; fix: download that file of the release again") from None
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise DataError(f"cannot decode {source} ({_av_reason(err)}): expected a video of the NTU RGB+D release; "
+        raise DataError(f"cannot decode {source} ({av_reason(err)}): expected a video of the NTU RGB+D release; "
                         "fix: download that file again (compare its size with the release's)") from None
     return counted[0]
 

@@ -94,7 +94,8 @@ def resized_size(frame_size: int) -> int:
     return int(round(frame_size * PREPARED_SIZE / CROP_SIZE))
 
 
-def _av_reason(err: Exception) -> str:
+def av_reason(err: Exception) -> str:
+    """A PyAV error's first line without the file name (the DataError names the file itself)."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return text.replace(str(getattr(err, "filename", "") or "\0"), "").strip(" :;'") or type(err).__name__
 
@@ -114,7 +115,7 @@ def decode_avi(path: Path) -> list:
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise DataError(f"cannot decode {path} ({_av_reason(err)}): expected a readable avi video; {fix}") from None
+        raise DataError(f"cannot decode {path} ({av_reason(err)}): expected a readable avi video; {fix}") from None
     if not frames:
         raise DataError(f"{path} holds no video frames; expected a clip of the release (>= 1 frame); {fix}")
     return frames
