@@ -40,7 +40,9 @@ def _load(folder, **kwargs):
 
 
 def test_samples_have_the_contract_keys_shapes_and_pairs(pristine, tmp_path):
-    splits = _load(Path(shutil.copytree(pristine, tmp_path / "ntu")))
+    folder = Path(shutil.copytree(pristine, tmp_path / "ntu"))
+    (folder / RGB_DIR / ".S001C001P001R001A001_rgb.avi.k2j3.avi").write_bytes(b"half")  # an interrupted prepare's
+    splits = _load(folder)
     assert {s: len(d) for s, d in splits.items()} == {"train": 32, "val": 16, "test": 16}
     assert all(MISSING_SAMPLE not in d.ids for d in splits.values())  # excluded from both sides
     sample = splits["test"][5]
@@ -314,3 +316,25 @@ def test_config_frames_follow_the_backbone(tmp_path):
         assert data["reader"]["frames"] == frames and data["modalities"]["video"] == [frames, 3, 224, 224]
         assert data["family"] == "video_skeleton" and data["modalities"]["skeleton"] == [3, 32, 25, 2]
         assert data["reader"]["parse_workers"] == 1
+
+
+def test_dataloader_with_two_workers_reads_every_training_clip_normalised(pristine, tmp_path):
+    """The datamodule with 2 workers (forked; the crops draw from each worker's seeded torch RNG) and the config's
+    train transforms: every training sample once per epoch, ImageNet-normalised."""
+    from omegaconf import OmegaConf
+
+    from repro.config import CONFIG_DIR
+    from repro.data.datamodule import MultimodalDataModule
+
+    folder = Path(shutil.copytree(pristine, tmp_path / "ntu"))
+    transforms = OmegaConf.load(CONFIG_DIR / "data" / "ntu.yaml").transforms
+    dm = MultimodalDataModule(NTUReader(folder, **SMOKE), batch_size=4, num_workers=2, transforms=transforms,
+                              transform_seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ids = []
+        for batch in dm.train_dataloader():
+            assert batch["video"].shape[1:] == (8, 3, 32, 32) and batch["skeleton"].shape[1:] == (3, 32, 25, 2)
+            assert float(batch["video"].min()) >= -2.2 and float(batch["video"].max()) <= 2.7  # (x/255 − mean)/std
+            ids += batch["id"]
+    assert sorted(ids) == sorted(dm.splits["train"].ids.tolist())

@@ -263,7 +263,8 @@ class NTUReader(Reader):
             raise DataError(f"missing folder {self.rgb_folder}: expected the prepared 256×256 avi files "
                             f"(<stem>{RGB_SUFFIX}); "
                             f"fix: {PREPARE_HINT}, or {self.point_at(self.root, 'the NTU folder')}")
-        files = sorted(self.rgb_folder.glob("*.avi"))
+        # hidden names are the temporary files of an interrupted preparation (renamed only when complete)
+        files = sorted(p for p in self.rgb_folder.glob("*.avi") if not p.name.startswith("."))
         if not files:
             raise DataError(f"{self.rgb_folder} holds no .avi files; fix: {PREPARE_HINT}")
         return rgb_by_stem(files)
