@@ -56,12 +56,13 @@ def test_resumable_skips_done_files_and_ignores_its_own_outputs(release):
     prepare(release, root)
     done = output_path(root, STEMS[0])
     before = done.stat().st_mtime_ns
-    (root / RGB_DIR / f".{STEMS[1]}_rgb.avi.x1y2.avi").write_bytes(b"half a file")  # an interrupted run's temp
+    stale = root / RGB_DIR / f".{STEMS[1]}_rgb.avi.x1y2.avi"
+    stale.write_bytes(b"half a file")  # a killed run's temporary file
     output_path(root, STEMS[1]).unlink()
     again = prepare(release, root)  # src = nturgbd_rgb holds avi_256x256_30/*_rgb.avi: not taken as sources
     assert again.prepared == [STEMS[1]] and sorted(again.skipped) == sorted([STEMS[0], STEMS[2]])
     assert again.failed == [] and done.stat().st_mtime_ns == before
-    assert len(_frames(output_path(root, STEMS[1]))) == 12
+    assert len(_frames(output_path(root, STEMS[1]))) == 12 and not stale.exists()
 
 
 def test_bad_files_are_reported_by_name_and_the_rest_go_on(release):

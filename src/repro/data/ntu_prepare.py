@@ -9,7 +9,8 @@ quantiser (``qscale``, 3 by default) with 30 frames per second of video time, on
 release is 30 fps; nothing is dropped or duplicated).
 
 Resumable: a file whose output exists is skipped; an output is written to a temporary name beside it and renamed
-when complete (`repro.files.atomic_write`), so an interrupted run leaves no half file that a later run would skip.
+when complete (`repro.files.atomic_write`), so an interrupted run leaves no half file that a later run would skip
+(a killed run's hidden temporary file is deleted when that video is prepared again).
 Files go to `workers` processes (one file each at a time, one decoder thread each). A file that cannot be decoded
 (or has no frame, or a name that is not an NTU sample) is reported with its name and reason; the others go on.
 
@@ -153,6 +154,8 @@ def prepare(src: Path, root: Path, workers: int = 1, size: int = PREPARED_SIZE, 
         if target.is_file():
             report.skipped.append(stem)
         else:
+            for stale in target.parent.glob(f".{target.name}.*"):  # an interrupted run's temporary file
+                stale.unlink(missing_ok=True)
             todo.append((str(source), str(target), int(size), int(qscale)))
     stem_of = {j[0]: parse_ntu_name(j[0]).stem for j in todo}
     start = time.perf_counter()
