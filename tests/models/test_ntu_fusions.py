@@ -321,7 +321,9 @@ def test_msaf_t5_rows_compose_to_their_locations(tmp_path):
 
     table = OmegaConf.load(CONFIGS / "table" / "msaf_t5.yaml")
     rows = {r.label: OmegaConf.to_container(r.overrides, resolve=False) for r in table.rows}
-    cfg = compose_train(["data=ntu", "fusion=msaf", "backbone=ntu_i3d", *rows["E + I + L"]], tmp_path)
+    located = [o for o in rows["E + I + L"] if o.startswith("fusion.net.")]   # not the {table:...} init_from
+    assert len(located) == 2
+    cfg = compose_train(["data=ntu", "fusion=msaf", "backbone=ntu_i3d", *located], tmp_path)
     net = build_net(cfg)
     assert [list(net.point_channels(k).values()) for k in range(3)] == [[832, 128, 128], [832, 128, 128], [1024, 512]]
     assert [m.blocks[0].block_channel for m in net.msaf] == [64, 64, 256]
