@@ -338,3 +338,19 @@ def test_hcn_pretrained_reads_the_authors_checkpoint(tmp_path):
     loaded = HCN(CLASSES, pretrained=str(tmp_path / "skeleton_32frames.checkpoint"))
     for (name, a), b in zip(source.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("fusion", ["centralnet", "gmu", "two_stream", "late_avg", "mmtm", "msaf"])
+def test_every_ntu_preset_composes_and_runs_a_batch(fusion, tmp_path):
+    from repro.train import build_net
+    from tests.conftest import compose_train
+
+    cfg = compose_train(["data=ntu", f"fusion={fusion}", "backbone=ntu_i3d", "backbone.encoders.video.dropout=0"],
+                        tmp_path)
+    torch.manual_seed(0)
+    net = build_net(cfg).eval()
+    with torch.no_grad():
+        out = net(batch())
+    assert out.logits.shape == (BATCH, CLASSES) and torch.isfinite(out.logits).all()
+    if fusion == "late_avg":   # the mean of the two branches' logits
+        torch.testing.assert_close(out.logits, out.extras["modality_logits"].mean(dim=1))
