@@ -68,6 +68,11 @@ class MFASFusion(nn.Module):
             self.blocks.append(nn.Sequential(*post))
         self.classifier = nn.Linear(inner_size, num_classes)
 
+    def fusion_params(self) -> int:
+        """Parameters of the fusion layers W_1..W_L (weights and biases), the count of MFAS Table 5: the output
+        classifier W_out and any BatchNorm are not counted (tests/search/test_search_ntu.py)."""
+        return sum(p.numel() for layer in self.layers for p in layer.parameters())
+
     def share_key(self, l: int) -> tuple[int, int, int]:
         """Weight-sharing key of layer l (mfas.txt §3.2: same layer index and same matrix size)."""
         linear = self.layers[l]
@@ -90,10 +95,22 @@ def modalities_of(arch: str) -> list[str]:
     return [part.split(".", 1)[0].strip() for part in first]
 
 
+def fusion_layer_params(codes: Sequence[Sequence[int]], x_dims: Sequence[int], y_dims: Sequence[int],
+                        inner_size: int) -> int:
+    """Σ_l (in_l + 1)·inner with in_1 = x + y and in_l = x + y + inner: `MFASFusion.fusion_params` without
+    building the network (the search records it for every top architecture, at the found-architecture size)."""
+    total = 0
+    for l, (i, j, _) in enumerate(codes):
+        in_features = x_dims[i] + y_dims[j] + (inner_size if l > 0 else 0)
+        total += (in_features + 1) * inner_size
+    return total
+
+
 class MFASNet(FusionNet):
     """A found MFAS architecture on two staged encoders (`fusion=mfas_found`).
 
-    The architecture is a string (`arch`, the form `repro.models.fusion.mfas_space` prints). With
+    The architecture is a string (`arch`, the form `repro.models.fusion.mfas_space` prints). `taps` / `aliases`
+    are the backbone's `search_space` ones (the names the string may use; an alias reads the stage it names). With
     `fusion.search_dir` / `fusion.rank`, `repro.train.build_net` reads it from a finished search (`repro.runs`) and
     starts the encoders from that search's checkpoints unless `backbone.init_from` already set them.
     """
@@ -106,6 +123,8 @@ class MFASNet(FusionNet):
         modalities: Sequence[str] | None = None,
         nonlinearities: Sequence[str] = ("relu", "sigmoid"),
         max_layers: int = 4,
+        taps: Mapping[str, Sequence[str] | None] | None = None,
+        aliases: Mapping[str, Mapping[str, str] | None] | None = None,
         inner_size: int = 64,
         dropout: float = 0.5,
         batchnorm: bool = False,
@@ -115,8 +134,8 @@ class MFASNet(FusionNet):
             raise ValueError("mfas_found needs an architecture: fusion.arch (a string) or fusion.search_dir (a search)")
         modalities = list(modalities or modalities_of(arch))
         super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
-        space = SearchSpace.from_encoders(self.encoders, modalities, nonlinearities=nonlinearities,
-                                          max_layers=max_layers)
+        space = SearchSpace.from_encoders(self.encoders, modalities, taps=taps, nonlinearities=nonlinearities,
+                                          max_layers=max_layers, aliases=aliases)
         self.space = space
         self.arch = space.format(space.parse(arch))
         codes = space.codes(space.parse(arch))
@@ -124,7 +143,12 @@ class MFASNet(FusionNet):
         for m, enc in ((space.x_modality, x_enc), (space.y_modality, y_enc)):
             if not isinstance(enc, StagedEncoder):
                 raise TypeError(f"MFAS needs staged encoders; {m!r} is {type(enc).__name__}")
-        self.fusion = MFASFusion(codes, x_enc.stage_channels, y_enc.stage_channels, space.nonlinearities,
+        # codes index the space's taps; each tap reads one encoder stage (an alias reads the stage it names)
+        self.tap_index = dict(zip((space.x_modality, space.y_modality),
+                                  space.stage_indices(x_enc.stage_names, y_enc.stage_names)))
+        x_dims = [x_enc.stage_channels[i] for i in self.tap_index[space.x_modality]]
+        y_dims = [y_enc.stage_channels[i] for i in self.tap_index[space.y_modality]]
+        self.fusion = MFASFusion(codes, x_dims, y_dims, space.nonlinearities,
                                  num_classes, inner_size=inner_size, dropout=dropout, batchnorm=batchnorm)
         self.multitask = multitask
 
@@ -133,9 +157,9 @@ class MFASNet(FusionNet):
         feats, logits = {}, {}
         for m in (self.space.x_modality, self.space.y_modality):
             enc = self.encoders[m]
-            taps = enc.taps(x[m])
-            feats[m] = [enc.pool(t) for t in taps]
-            logits[m] = enc.head(feats[m][-1])
+            pooled = [enc.pool(t) for t in enc.taps(x[m])]
+            feats[m] = [pooled[i] for i in self.tap_index[m]]
+            logits[m] = enc.head(pooled[-1])
         return feats[self.space.x_modality], feats[self.space.y_modality], logits
 
     def forward(self, batch):
