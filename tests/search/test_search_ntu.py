@@ -252,3 +252,20 @@ def test_cache_size_on_disk_for_ntu60_cs():
     assert cache_bytes(layout) == 56_578 * 5_504 * 4 == 1_245_621_248  # 1.25 GB (1.16 GiB)
     assert cache_layout({"train": [0] * 3}, {"skeleton": HCN()}, ["skeleton"], {"skeleton": ["fc7"]})["stages"] == {
         "skeleton": [["fc7", 512]]}
+
+
+def test_bench_script_runs_at_a_tiny_size(tmp_path):
+    """scripts/bench_mfas_ntu.py at 120/40 rows, one architecture per depth: the record's medians, projection (the
+    paper's 197 architectures) and widths."""
+    from tests.conftest import load_script
+
+    bench = load_script("bench_mfas_ntu")
+    assert bench.main(["--train-rows", "120", "--val-rows", "40", "--per-depth", "1", "--epochs", "1",
+                       "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "mfas_ntu.json").read_text())
+    med = {int(k): v for k, v in record["median_s_per_architecture"].items()}
+    assert sorted(med) == [1, 2, 3, 4] and all(v > 0 for v in med.values())
+    assert record["projection"]["search_hours"] == pytest.approx(
+        (32 * med[1] + 15 * (med[2] + med[3] + med[4]) + 120 * med[4]) / 3600, abs=2e-3)
+    assert [a["steps"] for a in record["architectures"]] == [6] * 4  # ceil(120 / 20) batches, 1 epoch
+    assert record["cache_bytes"] == 160 * 5_504 * 4 and record["synthetic"] is True
