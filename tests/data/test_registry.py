@@ -45,6 +45,8 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         # 8 subjects x 4 actions x 2 replications (one extra all-empty sample excluded); mfas protocol: 4 training,
         # 2 dev, 2 test subjects; SYNTHETIC .skeleton files resized to HCN's 32-frame window
         "ntu_skeleton": ((32, 16, 16), {"skeleton": [3, 32, 25, 2]}),
+        # the same samples + one SYNTHETIC avi each, paired by stem; 8 frames of 32² (the registry's smoke overrides)
+        "ntu": ((32, 16, 16), {"video": [8, 3, 32, 32], "skeleton": [3, 32, 25, 2]}),
     }
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
