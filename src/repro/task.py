@@ -26,6 +26,9 @@ one line saying where and what to change.
 Optimisation comes from `repro.optimization`: one optimiser (with parameter groups) and Lightning's automatic
 optimisation, or — `optimizer.alternating` — one optimiser per branch stepped in turn on each batch with manual
 optimisation (`training_step` → `_alternating_step`), their schedulers stepped here at each epoch's end.
+With alternating optimisers (or ``branch_ce=True``: ``protocol.monitor=branch_ce``) validation and test also log
+``<split>/branch_ce``, the mean over branches of the loss on each branch's logits — MSAF's and MMTM's NTU model
+selection (the lowest mean of the visual and skeleton CE on dev).
 """
 
 from __future__ import annotations
@@ -237,6 +240,7 @@ class FusionTask(L.LightningModule):
         emotions: Sequence[str] | None = None,
         traits: Sequence[str] | None = None,
         trait_ranges: Sequence[Sequence[float]] | None = None,
+        branch_ce: bool = False,
     ):
         super().__init__()
         if task not in TASK_KINDS:
@@ -259,6 +263,8 @@ class FusionTask(L.LightningModule):
             build_optimizers(net, self.optimization)  # a pattern mistake fails before training starts
         # alternating optimisers are stepped by `_alternating_step`, their schedulers by `on_train_epoch_end`
         self.automatic_optimization = not self.optimization.alternating
+        # `<split>/branch_ce` on val/test: the mean of the per-branch losses, the MSAF/MMTM NTU selection metric
+        self.log_branch_ce = bool(branch_ce or self.optimization.alternating)
         missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
         if missing:
             raise ValueError(f"task kind {task!r} needs {missing} (set data.{missing[0]})")
@@ -289,7 +295,20 @@ class FusionTask(L.LightningModule):
         loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
         self._check_finite(loss, parts, split)
         self._log(split, loss, parts, out.logits, label)
+        if split != "train" and self.log_branch_ce:
+            self.log(f"{split}/branch_ce", self.branch_ce(out, self.kind.target(label)), batch_size=label.shape[0],
+                     sync_dist=True)
         return loss
+
+    def branch_ce(self, out, target: torch.Tensor) -> torch.Tensor:
+        """Mean over the branches of the task loss on each branch's logits (the authors' NTU selection: the average
+        of the visual and the skeleton CE on dev, anita-hu/MSAF main_msaf.py / haamoon/mmtm main_mmtm_ntu.py)."""
+        logits = out.extras.get("modality_logits")
+        if logits is None:
+            raise ConfigError(f"the branch_ce metric needs per-branch logits, but {type(self.net).__name__} "
+                              "returns none; use a late or staged fusion, or select on another metric "
+                              "(protocol.monitor)")
+        return torch.stack([self.criterion(logits[:, i], target) for i in range(logits.shape[1])]).mean()
 
     def _log(self, split: str, loss: torch.Tensor, parts: dict[str, torch.Tensor], logits: torch.Tensor,
              label: torch.Tensor) -> None:

@@ -159,6 +159,8 @@ def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule
             extra[key] = OmegaConf.to_container(cfg.data[key])
     if cfg.data.get("trait_ranges") is not None:
         extra["trait_ranges"] = resolve_trait_ranges(cfg, datamodule)
+    if cfg.protocol.get("monitor") == "branch_ce":  # selection on the mean branch loss (NTU MSAF/MMTM protocol)
+        extra["branch_ce"] = True
     return FusionTask(
         net,
         task=cfg.data.task,

@@ -107,6 +107,24 @@ class FeatureFusionNet(FusionNet):
         raise NotImplementedError
 
 
+PART_SEPARATOR = "/"   # `tap/part` in a fusion point: one part of a tap (see StagedFusionNet)
+ALL_PARTS = "*"
+
+
+def parse_point_tap(spec: str) -> tuple[str, str | None]:
+    """``"conv5"`` -> ("conv5", None); ``"conv5/p0"`` -> ("conv5", "p0"); ``"conv5/*"`` -> ("conv5", "*")."""
+    tap, sep, parts = str(spec).partition(PART_SEPARATOR)
+    if sep and not parts:
+        raise ValueError(f"fusion point tap {spec!r} ends with {PART_SEPARATOR!r}; write tap/<part>, "
+                         f"tap/<part>+<part> or tap/{ALL_PARTS}")
+    return tap, parts or None
+
+
+def input_modality(name: str) -> str:
+    """The modality of a fusion input name: ``skeleton/p0`` -> ``skeleton``, ``video`` -> ``video``."""
+    return name.split(PART_SEPARATOR, 1)[0]
+
+
 class StagedFusionNet(FusionNet):
     """Intermediate fusion at named taps of several staged encoders.
 
@@ -115,6 +133,12 @@ class StagedFusionNet(FusionNet):
     (CentralNet). After the last point the encoders finish their stages and `finish(logits, pooled)`
     produces the network's logits (default: sum of the per-modality logits, as MSAF on RAVDESS).
     Points must be in non-decreasing stage order for every modality.
+
+    Tap parts: ``{skeleton: conv5/*}`` hands the fusion every part of the tap as its own input (named
+    ``skeleton/p0``, ``skeleton/p1`` for HCN's persons), ``conv5/p0`` one part, ``conv5/p0+p1`` a list; the
+    encoder declares the parts (`StagedEncoder.tap_parts`). The fused parts are merged back into the tap
+    (`merge_tap`) and parts the fusion did not return stay as they were. `point_channels(k)` and the `taps` of
+    `fuse_at` are keyed by these input names, in the point's order (modalities first to last, parts in order).
     """
 
     def __init__(self, encoders, num_classes: int, points: Sequence[Mapping[str, str]]):
@@ -123,21 +147,76 @@ class StagedFusionNet(FusionNet):
             if not isinstance(enc, StagedEncoder):
                 raise TypeError(f"staged fusion needs staged encoders; encoder {m!r} is {type(enc).__name__}")
         self.points: list[dict[str, int]] = []
+        self.point_parts: list[dict[str, tuple[str, ...]]] = []   # () = the whole tap
         for k, point in enumerate(points):
-            resolved = {}
-            for m, tap in dict(point).items():
+            resolved, parts = {}, {}
+            for m, spec in dict(point).items():
                 if m not in self.encoders:
                     raise KeyError(f"fusion point {k} names modality {m!r}; encoders are {self.modalities}")
+                tap, wanted = parse_point_tap(spec)
                 resolved[m] = self.encoders[m].stage_index(tap)
+                parts[m] = self._resolve_parts(k, m, resolved[m], wanted)
             self.points.append(resolved)
+            self.point_parts.append(parts)
         for m in self.modalities:
             order = [p[m] for p in self.points if m in p]
             if order != sorted(order) or len(set(order)) != len(order):
                 raise ValueError(f"fusion points for {m!r} must name distinct taps in stage order, got {order}")
 
+    def _resolve_parts(self, k: int, m: str, i: int, wanted: str | None) -> tuple[str, ...]:
+        if wanted is None:
+            return ()
+        enc = self.encoders[m]
+        available = enc.tap_parts(i)
+        if not available:
+            raise KeyError(f"fusion point {k}: {m} tap {enc.stage_names[i]!r} has no parts; write the tap alone")
+        names = available if wanted == ALL_PARTS else tuple(wanted.split("+"))
+        unknown = [p for p in names if p not in available]
+        if unknown or len(set(names)) != len(names):
+            raise KeyError(f"fusion point {k}: {m} tap {enc.stage_names[i]!r} has parts {list(available)}, "
+                           f"got {wanted!r} (write tap/<part>, tap/<part>+<part> or tap/{ALL_PARTS})")
+        return tuple(names)
+
     def point_channels(self, k: int) -> dict[str, int]:
-        """Channels of each modality's tap at point k (for building the fusion modules)."""
-        return {m: self.encoders[m].stage_channels[i] for m, i in self.points[k].items()}
+        """Channels of each fusion input at point k (for building the fusion modules), keyed by input name."""
+        channels = {}
+        for m, i in self.points[k].items():
+            enc, parts = self.encoders[m], self.point_parts[k][m]
+            if not parts:
+                channels[m] = enc.stage_channels[i]
+            for part in parts:
+                channels[f"{m}{PART_SEPARATOR}{part}"] = enc.part_channels(i, part)
+        return channels
+
+    def point_inputs(self, k: int, last_tap: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The fusion inputs of point k from the current taps (whole taps, or the named parts)."""
+        inputs = {}
+        for m, i in self.points[k].items():
+            parts = self.point_parts[k][m]
+            if not parts:
+                inputs[m] = last_tap[m]
+                continue
+            split = self.encoders[m].split_tap(i, last_tap[m])
+            inputs.update({f"{m}{PART_SEPARATOR}{p}": split[p] for p in parts})
+        return inputs
+
+    def merge_fused(self, k: int, fused: Mapping[str, torch.Tensor],
+                    last_tap: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The taps that replace the current ones after point k: fused parts merged back into their tap."""
+        merged = {}
+        for m, i in self.points[k].items():
+            parts = self.point_parts[k][m]
+            if not parts:
+                if m in fused:
+                    merged[m] = fused[m]
+                continue
+            names = [f"{m}{PART_SEPARATOR}{p}" for p in parts]
+            if not any(n in fused for n in names):
+                continue
+            split = self.encoders[m].split_tap(i, last_tap[m])
+            split.update({p: fused[n] for p, n in zip(parts, names) if n in fused})
+            merged[m] = self.encoders[m].merge_tap(i, split)
+        return merged
 
     def forward(self, batch):
         x = self.inputs(batch)
@@ -157,8 +236,8 @@ class StagedFusionNet(FusionNet):
         for k, point in enumerate(self.points):
             for m, i in point.items():
                 advance(m, i)
-            fused = self.fuse_at(k, {m: last_tap[m] for m in point}, extras)
-            last_tap.update(fused)
+            fused = self.fuse_at(k, self.point_inputs(k, last_tap), extras)
+            last_tap.update(self.merge_fused(k, fused, last_tap))
         for m in self.modalities:
             advance(m, self.encoders[m].num_stages - 1)
         pooled = {m: self.encoders[m].pool(last_tap[m]) for m in self.modalities}

@@ -4,6 +4,12 @@ A staged encoder is a unimodal network cut into named stages. Running it stage b
 module act on the outputs of several encoders at once (MSAF, MMTM, CentralNet, MFAS-found architectures).
 Each stage's output is a *tap*; `pool` turns any tap into a (B, C) descriptor by averaging every
 non-channel dimension (MFAS's `GlobalPooling2D`, which flattens any rank).
+
+Tap parts. Some taps hold several tensors a fusion treats as separate inputs: HCN's per-person maps
+(B, C, H, W, 2) are two inputs of MSAF's first module on NTU (anita-hu/MSAF ``msaf_ntu.py``: ``[fm3, out5_p0,
+out5_p1]``), and MMTM fuses person 0 alone (haamoon/mmtm ``mmtm.py``). An encoder names the parts a tap can be cut
+into (`tap_parts`), cuts it (`split_tap`) and puts (possibly fused) parts back (`merge_tap`); the staged fusion net
+does the rest, so no fusion method special-cases an encoder. By default a tap has no parts.
 """
 
 from __future__ import annotations
@@ -64,6 +70,24 @@ class StagedEncoder(nn.Module):
 
     def pool(self, tap: torch.Tensor) -> torch.Tensor:
         return global_average(tap)
+
+    # -- tap parts (see the module docstring) --------------------------------------------------------
+    def tap_parts(self, i: int) -> tuple[str, ...]:
+        """Names of the parts tap i can be split into; () = the tap is fused whole only."""
+        return ()
+
+    def part_channels(self, i: int, part: str) -> int:
+        """Channels of one part of tap i (default: the tap's)."""
+        return self.stage_channels[i]
+
+    def split_tap(self, i: int, tap: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Tap i cut into its named parts (views or cheap copies)."""
+        raise KeyError(f"{type(self).__name__} tap {self.stage_names[i]!r} has no parts "
+                       "(fix the fusion's `points`: name the tap without '/<part>')")
+
+    def merge_tap(self, i: int, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The inverse of `split_tap`: every part of tap i back into one tensor."""
+        raise KeyError(f"{type(self).__name__} tap {self.stage_names[i]!r} has no parts")
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's output, in order."""

@@ -35,6 +35,13 @@ Taps. Per-person taps (``conv4``, ``conv5``, ``conv6``) keep the persons in a tr
 - MSAF (anita-hu/MSAF ``ntu_rgb_d/networks/msaf_ntu.py``): module 1 fuses conv5's output of person 0 and of
   person 1 (two 128-channel inputs: ``tap[..., 0]``, ``tap[..., 1]`` of ``conv5``), module 2 fuses ``fc7``
   (512, a 2-D tensor). The fused per-person maps go on to conv6 (``to_next`` of a replaced tap).
+- MMTM (haamoon/mmtm ``mmtm.py: MMTNet``): module 0 gates conv5's person 0 only, module 1 the person-max of
+  conv6 *before* flattening (``out6_max``, 256 channels), module 2 fc7.
+
+Tap parts (``StagedEncoder.tap_parts``; a fusion point names them ``conv5/p0``, ``conv5/*``):
+``conv4``, ``conv5``, ``conv6`` have the parts ``p0``, ``p1`` (the two persons, ``tap[..., 0]`` / ``tap[..., 1]``;
+merged back by stacking); ``person_max`` has the part ``map``, the flattened vector viewed as the conv6-max map
+(B, 256, h, w) the authors' MMTM gates (merged back by flattening — the same channel-major order as ``Flatten``).
 
 Persons are folded into the batch inside a stage (person-major: rows ``[p0 of every sample, p1 of every
 sample]``), so each person's Dropout2d draws its own channel masks, as the authors' loop over persons does.
@@ -49,8 +56,9 @@ Weights: the authors' ``initial_model_weight`` — Xavier-uniform for every conv
 Checkpoints. ``load_authors(encoder, path)`` reads a state dict saved from the authors' ``Skeleton`` (e.g. MFAS's
 ``skeleton_32frames_85.24``; a ``module.`` prefix from DataParallel is removed) under their key names
 ``conv1.0``, ``conv2``, ``conv3.0``, ``conv4.0``, ``conv1m.0`` … ``conv4m.0``, ``conv5.0``, ``conv6.0``, ``fc7.0``,
-``fc8`` (``authors_key`` maps ours to theirs). Strict: any missing, unexpected or wrongly shaped tensor is a one-line
-``ConfigError`` naming the file.
+``fc8`` (``authors_key`` maps ours to theirs); ``HCN(pretrained=<path>)`` does the same at construction (the
+backbone configs' ``encoders.skeleton.pretrained``). Strict: any missing, unexpected or wrongly shaped tensor is a
+one-line ``ConfigError`` naming the file.
 """
 
 from __future__ import annotations
@@ -71,6 +79,8 @@ IN_CHANNELS = 3                   # x, y, z
 WINDOW = 32                       # MFAS/MSAF `vid_len[1]`: skeleton frames after length normalisation
 WIDTH = 64                        # HCN's `out_channel`
 SEARCH_TAPS = ("conv5", "conv6", "person_max", "fc7")   # MFAS's skeleton features 0..3 (`skel_features[-4:]`)
+PERSON_PARTS = ("p0", "p1")       # parts of the per-person taps conv4, conv5, conv6
+MAP_PART = "map"                  # the part of person_max: the conv6-max map before flattening
 
 
 def motion(x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +133,8 @@ class HCNStem(nn.Module):
 class HCN(StagedEncoder):
     """MFAS's two-person HCN; taps ``conv4, conv5, conv6, person_max, fc7`` (see the module docstring)."""
 
-    def __init__(self, num_classes: int = 60, window: int = WINDOW, dropout: float = 0.4):
+    def __init__(self, num_classes: int = 60, window: int = WINDOW, dropout: float = 0.4,
+                 pretrained: str | None = None):
         super().__init__()
         if window < 8 or window % 8:
             raise ValueError(f"HCN window {window} must be a multiple of 8 (the authors use 32, or 8 as a special "
@@ -145,6 +156,9 @@ class HCN(StagedEncoder):
         ])
         self.head = nn.Linear(8 * WIDTH, num_classes)
         self.reset_parameters()
+        self.pretrained = str(pretrained) if pretrained else None
+        if pretrained:  # the authors' `skeleton_32frames_85.24` (their key names), strictly
+            load_authors(self, pretrained)
 
     def reset_parameters(self) -> None:
         """The authors' `initial_model_weight`: Xavier-uniform weights, zero biases, on every conv and linear."""
@@ -174,6 +188,30 @@ class HCN(StagedEncoder):
         if i == 2:  # the authors' `torch.max(logits[0], logits[1])`: element-wise max of the two persons
             return tap.amax(dim=-1)
         return tap
+
+    # -- tap parts: the persons of conv4..conv6, the un-flattened map of person_max ------------------------
+    def tap_parts(self, i: int) -> tuple[str, ...]:
+        if i in (0, 1, 2):
+            return PERSON_PARTS
+        return (MAP_PART,) if i == 3 else ()
+
+    def part_channels(self, i: int, part: str) -> int:
+        return self.stage_channels[2] if i == 3 else self.stage_channels[i]
+
+    def split_tap(self, i: int, tap: torch.Tensor) -> dict[str, torch.Tensor]:
+        if i in (0, 1, 2):
+            return dict(zip(PERSON_PARTS, tap.unbind(dim=-1)))
+        if i == 3:
+            side = round((tap.shape[1] // self.stage_channels[2]) ** 0.5)
+            return {MAP_PART: tap.view(tap.shape[0], self.stage_channels[2], side, side)}
+        return super().split_tap(i, tap)
+
+    def merge_tap(self, i: int, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        if i in (0, 1, 2):
+            return torch.stack([parts[p] for p in PERSON_PARTS], dim=-1)
+        if i == 3:
+            return parts[MAP_PART].flatten(1)
+        return super().merge_tap(i, parts)
 
     def pool(self, tap: torch.Tensor) -> torch.Tensor:
         """MFAS's features: a per-person tap is max-reduced over persons, then globally averaged."""

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.models.net import StagedFusionNet
+from repro.models.net import StagedFusionNet, input_modality
 
 
 def pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -76,7 +76,8 @@ class CentralNet(StagedFusionNet):
         self.central = nn.ModuleList(layers)
         # alpha_modal[k][m]: weight of modality m at point k; alpha_central[k-1]: weight of h_C at point k >= 1.
         self.alpha_modal = nn.ModuleList(
-            nn.ParameterDict({m: nn.Parameter(torch.full((1,), float(alpha_init))) for m in p}) for p in self.points
+            nn.ParameterDict({m: nn.Parameter(torch.full((1,), float(alpha_init))) for m in self.point_channels(k)})
+            for k in range(len(self.points))
         )
         self.alpha_central = nn.ParameterList(
             nn.Parameter(torch.full((1,), float(alpha_init))) for _ in range(len(self.points) - 1)
@@ -85,7 +86,9 @@ class CentralNet(StagedFusionNet):
 
     def fuse_at(self, k, taps, extras):
         width = self.widths[k]
-        z = sum(self.alpha_modal[k][m] * pad_to(self.encoders[m].pool(t), width) for m, t in taps.items())
+        # `m` is an input name: a modality, or `modality/part` for one part of a tap (StagedFusionNet)
+        z = sum(self.alpha_modal[k][m] * pad_to(self.encoders[input_modality(m)].pool(t), width)
+                for m, t in taps.items())
         if k > 0:
             z = z + self.alpha_central[k - 1] * pad_to(extras[f"central{k - 1}_hidden"], width)
         extras[f"central{k}_hidden"] = F.relu(self.central[k](z))
