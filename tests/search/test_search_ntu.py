@@ -269,3 +269,21 @@ def test_bench_script_runs_at_a_tiny_size(tmp_path):
         (32 * med[1] + 15 * (med[2] + med[3] + med[4]) + 120 * med[4]) / 3600, abs=2e-3)
     assert [a["steps"] for a in record["architectures"]] == [6] * 4  # ceil(120 / 20) batches, 1 epoch
     assert record["cache_bytes"] == 160 * 5_504 * 4 and record["synthetic"] is True
+
+
+def test_unfrozen_encoders_join_the_cosine_schedule():
+    """FreezeEncoders adds the encoders' parameter group after phase 1; the NTU preset's CosineAnnealingWarmRestarts
+    must then schedule that group too (torch's step refuses a group it has no base lr for)."""
+    from types import SimpleNamespace
+
+    from repro.models.fusion.mfas import FreezeEncoders
+
+    fusion, encoder = nn.Linear(4, 2), nn.Linear(4, 4)
+    optimizer = torch.optim.Adam(fusion.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=5, T_mult=2, eta_min=1e-6)
+    optimizer.add_param_group({"params": list(encoder.parameters()), "lr": 1e-3})  # what BaseFinetuning does
+    module = SimpleNamespace(_trainer=SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=scheduler)]))
+    FreezeEncoders(lr_ratio=0.5).extend_schedulers(module, optimizer)
+    scheduler.step()
+    assert scheduler.base_lrs == [1e-3, 5e-4]
+    assert optimizer.param_groups[1]["lr"] == pytest.approx(1e-6 + (5e-4 - 1e-6) * (1 + np.cos(np.pi / 5)) / 2)

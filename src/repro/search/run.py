@@ -233,7 +233,9 @@ def train_commands(cfg: DictConfig, search_dir: Path, top: list[dict], overrides
     """`train.py` commands that train each of `top` to completion on the data the search used."""
     carried = " ".join(shlex.quote(o) for o in carried_overrides(overrides))
     return [" ".join(filter(None, [f"python train.py data={cfg.data.name}", carried,
-                                   f"fusion=mfas_found fusion.search_dir={shlex.quote(str(search_dir))} "
+                                   # fusion.arch=null: a preset may name a default architecture (NTU: conf 1)
+                                   f"fusion=mfas_found fusion.arch=null "
+                                   f"fusion.search_dir={shlex.quote(str(search_dir))} "
                                    f"fusion.rank={t['rank']}"])) for t in top]
 
 

@@ -200,3 +200,18 @@ class FreezeEncoders(BaseFinetuning):
         if self.frozen_epochs > 0 and current_epoch == self.frozen_epochs:
             lr = optimizer.param_groups[0]["lr"] * self.lr_ratio
             self.unfreeze_and_add_param_group(pl_module.net.encoders, optimizer, lr=lr, train_bn=True)
+            self.extend_schedulers(pl_module, optimizer)
+
+    def extend_schedulers(self, pl_module, optimizer) -> None:
+        """Give the new parameter group its place in the optimiser's LR schedulers (a scheduler keeps one base lr
+        per group, and torch's `step` refuses a group it does not know): the first group's base lr × `lr_ratio`,
+        so the encoders follow the same schedule (e.g. the NTU preset's cosine with warm restarts)."""
+        trainer = getattr(pl_module, "_trainer", None)
+        for config in getattr(trainer, "lr_scheduler_configs", None) or []:
+            scheduler = config.scheduler
+            if getattr(scheduler, "optimizer", None) is not optimizer or not hasattr(scheduler, "base_lrs"):
+                continue
+            for group in optimizer.param_groups[len(scheduler.base_lrs):]:
+                base = scheduler.base_lrs[0] * self.lr_ratio
+                group.setdefault("initial_lr", base)
+                scheduler.base_lrs.append(base)
