@@ -287,3 +287,27 @@ def test_unfrozen_encoders_join_the_cosine_schedule():
     scheduler.step()
     assert scheduler.base_lrs == [1e-3, 5e-4]
     assert optimizer.param_groups[1]["lr"] == pytest.approx(1e-6 + (5e-4 - 1e-6) * (1 + np.cos(np.pi / 5)) / 2)
+
+
+def test_table5_rows_read_one_search_record_per_rank(tmp_path):
+    """MFAS Table 5's rows: the search row (rank 1) and three `records:` rows over the same search.json, each reading
+    its columns under `at: top.k` (repro.tables.aggregation.row_view); a rank the search did not find stays empty."""
+    from repro.runs import SEARCH_SCHEMA
+    from repro.tables import render_table
+    from repro.tables.config import load_table
+    from repro.tables.planning import expected_identity
+
+    table = load_table("mfas_t5")
+    identity = expected_identity(table, "Network 0 (rank 1)", {"seed": 0}, out_root=tmp_path)
+    top = [{"rank": k + 1, "arch": f"a{k}", "codes": codes, "score": 0.9 - k / 100, "layers": len(codes),
+            "fusion_params": expected} for k, (codes, expected) in enumerate(TABLE5[:3])]
+    record = {"schema": SEARCH_SCHEMA, "status": "completed", "synthetic": True, "debug": False, "identity": identity,
+              "top": top, "versions": {"git_commit": "abc1234"}}
+    run_dir = tmp_path / "tables" / "mfas_t5" / "runs" / "network-0-rank-1" / "seed_0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "search.json").write_text(json.dumps(record))
+    md = render_table("mfas_t5", out_root=tmp_path)
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| Network")}
+    assert "| 0.9000 | 0.9327 | 2229248 | 2229248 |" in lines["Network 0 (rank 1)"]
+    assert "| 0.8800 | 0.9301 | 1737728 | 1737728 |" in lines["Network 2 (rank 3)"]
+    assert "2163712" in lines["Network 3 (rank 4)"] and "| 0 |" in lines["Network 3 (rank 4)"]  # n = 0: no rank 4

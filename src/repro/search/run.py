@@ -178,6 +178,7 @@ def annotate_top(record: dict, x_dims: list[int], y_dims: list[int], search_inne
     """Each top architecture's fusion-layer parameters (MFAS Table 5's count: W_1..W_L with biases, no output
     layer) at the search's inner size and at the found-architecture size `found_inner` (the authors' NTU 256)."""
     for t in record["top"]:
+        t["layers"] = len(t["codes"])
         t["fusion_params_search"] = fusion_layer_params(t["codes"], x_dims, y_dims, search_inner)
         if found_inner:
             t["fusion_params"] = fusion_layer_params(t["codes"], x_dims, y_dims, int(found_inner))
