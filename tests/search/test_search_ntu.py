@@ -311,3 +311,21 @@ def test_table5_rows_read_one_search_record_per_rank(tmp_path):
     assert "| 0.9000 | 0.9327 | 2229248 | 2229248 |" in lines["Network 0 (rank 1)"]
     assert "| 0.8800 | 0.9301 | 1737728 | 1737728 |" in lines["Network 2 (rank 3)"]
     assert "2163712" in lines["Network 3 (rank 4)"] and "| 0 |" in lines["Network 3 (rank 4)"]  # n = 0: no rank 4
+
+
+def test_search_reads_the_eval_view_of_the_ntu_fixture(tmp_path):
+    """On the SYNTHETIC data=ntu fixture: the search's splits are the MFAS search split (fixture subjects 1, 4, 8, 13
+    train; 2, 5 dev), through data.transforms' eval pipelines (ImageNet normalisation, as the encoders were trained)
+    and without the training crop: reading a training sample twice gives the same tensors."""
+    from repro.data.registry import write_fixture
+    from repro.search.run import compose_search, search_datasets
+
+    write_fixture("ntu", tmp_path / "data")
+    cfg = compose_search(["data=ntu", "backbone=ntu_resnet", "search=mfas_ntu", f"paths.data_dir={tmp_path / 'data'}",
+                          "data.reader.frame_size=32", "data.num_workers=0", f"paths.log_dir={tmp_path}"])
+    datasets, labels, synthetic = search_datasets(cfg, [], ["skeleton", "video"])
+    assert synthetic and {s: len(d) for s, d in datasets.items()} == {"train": 32, "val": 16} and len(labels) == 32
+    a, b = datasets["train"][5], datasets["train"][5]
+    assert a["video"].shape == (8, 3, 32, 32) and torch.equal(a["video"], b["video"])
+    assert torch.equal(a["skeleton"], b["skeleton"])
+    assert a["video"].abs().max() < 5  # normalised (raw frames are 0..255)

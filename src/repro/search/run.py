@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import ConfigError, check_cli
-from repro.data.base import DataError, folder_key_from_overrides
+from repro.data.base import DataError
 from repro.models.fusion.mfas import fusion_layer_params
 from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.models.init import init_encoders
@@ -139,6 +139,24 @@ def build_encoders(cfg: DictConfig, checkpoints: dict[str, str]) -> dict[str, to
     return encoders
 
 
+def search_datasets(cfg: DictConfig, overrides: list[str], modalities: list[str]) -> tuple[dict, np.ndarray, bool]:
+    """The search's splits as the encoders must see them: the reader's samples (its two modalities only) through the
+    data config's **eval** pipelines on every split (`data.transforms.eval`, e.g. NTU's ImageNet normalisation, fitted
+    on the train split as in training) — the features are computed once, so no split takes random training
+    augmentation. Returns (datasets, train labels, whether the data is SYNTHETIC)."""
+    from repro.data.datamodule import MultimodalDataModule
+    from repro.data.transforms import TransformedDataset
+
+    datamodule = MultimodalDataModule.from_config(cfg, fold=cfg.fold, overrides=overrides)
+    datamodule.read_only(modalities)
+    datamodule.setup()
+    pipelines = datamodule.transforms["eval"]
+    datasets = {s: TransformedDataset(datamodule.splits[s], pipelines, seed=int(cfg.seed)) if pipelines
+                else datamodule.splits[s] for s in SEARCH_SPLITS}
+    labels = np.asarray(datamodule.splits["train"].labels)
+    return datasets, labels, bool(getattr(datamodule.reader, "synthetic", False))
+
+
 def space_stages(space: SearchSpace) -> dict[str, list[str]]:
     """The encoder stages the space reads, per modality (the only ones the feature cache stores)."""
     return {m: sorted({space.stage_of(m, t) for t in taps})
@@ -153,6 +171,8 @@ def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, space: Searc
         return select_taps(source, *space.stage_indices(source.x_names, source.y_names)), None
     stages = space_stages(space)
     data_key = {"reader": OmegaConf.to_container(cfg.data.reader, resolve=True), "fold": cfg.fold,
+                "transforms": OmegaConf.to_container(cfg.data.transforms, resolve=True)
+                if cfg.data.get("transforms") else None,
                 "splits": {s: len(d) for s, d in datasets.items()}, "modalities": modalities, "stages": stages}
     key = encoder_fingerprint(encoders, data_key)[:16]
     cache_dir = Path(cfg.search.cache_dir) / f"{cfg.data.name}-{key}"
@@ -267,16 +287,12 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     space = SearchSpace.from_encoders(encoders, list(sp.modalities), taps=sp.get("taps"),
                                       nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers,
                                       aliases=sp.get("aliases"))
-    reader = instantiate(cfg.data.reader)
-    reader.folder_key = folder_key_from_overrides(overrides, reader.path_key)
-    reader.modalities = tuple(sp.modalities)  # the search reads its two modalities only
-    splits = reader.load(cfg.fold)
-    datasets = {s: splits[s] for s in SEARCH_SPLITS}
+    datasets, labels, synthetic = search_datasets(cfg, overrides, list(sp.modalities))
     source, cache = feature_source(cfg, encoders, datasets, space)
-    train = train_settings(cfg, np.asarray(datasets["train"].labels))
+    train = train_settings(cfg, labels)
     state = SearchState.open(search_dir, header(cfg, space, settings, train, checkpoints))
     state.record.update(hardware=hardware(), versions=versions(), config=OmegaConf.to_container(cfg, resolve=True),
-                        synthetic=bool(reader.synthetic), debug=False, identity=run_identity(cfg, overrides))
+                        synthetic=synthetic, debug=False, identity=run_identity(cfg, overrides))
     timing = state.record["timing"]
     timing["pretrain_s"] = round(timing.get("pretrain_s", 0.0) + pretrain_s, 3)
     if cache:
