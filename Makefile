@@ -126,6 +126,19 @@ table-msaf-t1: $(STAMP) ## MSAF Table 1 (RAVDESS: 9 rows × 6 folds × both prot
 table-msaf-t4-ravdess: $(STAMP) ## MSAF Table 4's six RAVDESS rows (C, lambda, BlockDropout; 6 folds), SMOKE=1 ok
 	$(PY) -m repro.tables run msaf_t4_ravdess $(TABLE_FLAGS)
 
+# NTU RGB+D (issue 15): the unimodal runs (table ntu_unimodal) are trained first by each table that needs them.
+table-ntu-unimodal: $(STAMP) ## NTU unimodal networks (I3D, inflated ResNet-50, HCN; 5 seeds) the NTU fusion rows start from, SMOKE=1 ok
+	$(PY) -m repro.tables run ntu_unimodal $(TABLE_FLAGS)
+
+table-msaf-t3: $(STAMP) ## MSAF Table 3 (NTU RGB+D CS: unimodal, CentralNet, MMTM, MSAF rows; 5 seeds), SMOKE=1 ok
+	$(PY) -m repro.tables run msaf_t3 $(TABLE_FLAGS)
+
+table-msaf-t4-ntu: $(STAMP) ## MSAF Table 4's six NTU rows (C, lambda, BlockDropout on I3D + HCN), SMOKE=1 ok
+	$(PY) -m repro.tables run msaf_t4_ntu $(TABLE_FLAGS)
+
+table-msaf-t5: $(STAMP) ## MSAF Table 5 (MSAF placement E/I/L and combinations on I3D + HCN), SMOKE=1 ok
+	$(PY) -m repro.tables run msaf_t5 $(TABLE_FLAGS)
+
 # Without RUN=: trains Table 1's MSAF row first (and the unimodal runs it starts from), then pools the test folds
 # of the paper's protocol that exist (SMOKE=1: fold 0 of the fixture).
 figure-msaf-attention: $(STAMP) ## MSAF Fig. 6/7 (attention per emotion and per block) of MSAF runs → outputs/figures/msaf_attention*
@@ -146,4 +159,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 .PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
-	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention
+	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \
+	table-ntu-unimodal table-msaf-t3 table-msaf-t4-ntu table-msaf-t5

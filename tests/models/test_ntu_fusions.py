@@ -286,3 +286,55 @@ def test_validation_logs_the_mean_branch_ce_as_the_selection_metric():
                                   for i in range(2)]).mean() for b in batches]
     # batches of equal size: the epoch value is the plain mean of the per-batch values
     assert metrics["val/branch_ce"] == pytest.approx(float(torch.stack(per_batch).mean()), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- configs composed
+@pytest.mark.parametrize("fusion, backbone, fused_params", [
+    ("msaf", "ntu_i3d", MSAF_I3D_PARAMS), ("msaf", "ntu_resnet", MSAF_RESNET_PARAMS),
+    ("mmtm", "ntu_resnet", MMTM_RESNET_PARAMS), ("msaf", "ntu", MSAF_I3D_PARAMS)])
+def test_train_config_builds_the_papers_network(fusion, backbone, fused_params, tmp_path):
+    from repro.train import build_net, build_optimization
+    from tests.conftest import compose_train
+
+    cfg = compose_train(["data=ntu", f"fusion={fusion}", f"backbone={backbone}"], tmp_path)
+    assert cfg.data.reader.frames == (8 if backbone == "ntu_resnet" else 32)   # backbone.video_frames
+    net = build_net(cfg)
+    assert sum(p.numel() for p in net.fusion_parameters()) == fused_params
+    optimization = build_optimization(cfg)
+    assert [b.loss for b in optimization.branches] == ["video", "skeleton"]
+    assert (cfg.protocol.monitor, cfg.protocol.mode, cfg.data.batch_size) == ("branch_ce", "min",
+                                                                              4 if fusion == "msaf" else 20)
+
+
+def test_the_joint_experiment_switches_to_one_optimiser_selected_on_accuracy(tmp_path):
+    from repro.train import build_optimization
+    from tests.conftest import compose_train
+
+    cfg = compose_train(["data=ntu", "fusion=msaf", "experiment=ntu_joint"], tmp_path)
+    assert not build_optimization(cfg).alternating
+    assert (cfg.protocol.monitor, cfg.protocol.mode, cfg.optimizer.lr) == ("acc", "max", 1e-4)
+
+
+def test_msaf_t5_rows_compose_to_their_locations(tmp_path):
+    from repro.train import build_net
+    from tests.conftest import compose_train
+
+    table = OmegaConf.load(CONFIGS / "table" / "msaf_t5.yaml")
+    rows = {r.label: OmegaConf.to_container(r.overrides, resolve=False) for r in table.rows}
+    located = [o for o in rows["E + I + L"] if o.startswith("fusion.net.")]   # not the {table:...} init_from
+    assert len(located) == 2
+    cfg = compose_train(["data=ntu", "fusion=msaf", "backbone=ntu_i3d", *located], tmp_path)
+    net = build_net(cfg)
+    assert [list(net.point_channels(k).values()) for k in range(3)] == [[832, 128, 128], [832, 128, 128], [1024, 512]]
+    assert [m.blocks[0].block_channel for m in net.msaf] == [64, 64, 256]
+
+
+def test_hcn_pretrained_reads_the_authors_checkpoint(tmp_path):
+    from repro.models.backbones.hcn import authors_state_dict
+
+    torch.manual_seed(1)
+    source = HCN(CLASSES)
+    torch.save(authors_state_dict(source), tmp_path / "skeleton_32frames.checkpoint")
+    loaded = HCN(CLASSES, pretrained=str(tmp_path / "skeleton_32frames.checkpoint"))
+    for (name, a), b in zip(source.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
