@@ -329,3 +329,18 @@ def test_search_reads_the_eval_view_of_the_ntu_fixture(tmp_path):
     assert a["video"].shape == (8, 3, 32, 32) and torch.equal(a["video"], b["video"])
     assert torch.equal(a["skeleton"], b["skeleton"])
     assert a["video"].abs().max() < 5  # normalised (raw frames are 0..255)
+
+
+def test_a_subset_of_taps_reads_its_own_stages():
+    """Regression (MM-IMDB's 8 of VGG's 12 taps): codes index the space's taps, so the source must be selected by
+    name — code 0 of a space over stages [b, d] reads stage b's features, not the encoder's first stage a."""
+    from repro.search.features import CachedFeatures
+
+    arrays = {name: np.full((6, 2), float(k), dtype=np.float32) for k, name in enumerate("abcd")}
+    source = CachedFeatures({"train": {"x": [arrays[n] for n in "abcd"], "y": [arrays["a"]], "labels": np.zeros(6)}},
+                            x_names=list("abcd"), y_names=["a"])
+    space = SearchSpace.from_encoders({"x": Widths("abcd", [2] * 4), "y": Widths("a", [2])}, ["x", "y"],
+                                      taps={"x": ["b", "d"]})
+    selected = select_taps(source, *space.stage_indices(source.x_names, source.y_names))
+    x, _, _ = next(selected.batches("train", 3))
+    assert selected.x_names == ["b", "d"] and x[0][0, 0].item() == 1.0 and x[1][0, 0].item() == 3.0
