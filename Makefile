@@ -48,7 +48,7 @@ tables-list: $(STAMP) ## List the tables
 
 bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA, the MSAF RAVDESS network) and data loading (AV-Digits, RAVDESS) → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
-	$(MAKE) --no-print-directory bench-msaf-ravdess bench-ravdess-data ARGS=
+	$(MAKE) --no-print-directory bench-msaf-ravdess bench-ravdess-data bench-ntu-data ARGS=
 
 # Evidence: the small files behind every number the README quotes live in results/ (tracked; outputs/ is not).
 SMOKE_SUFFIX := $(if $(filter 1,$(SMOKE)),-smoke,)
@@ -90,6 +90,9 @@ bench-mfas-ntu: $(STAMP) ## MFAS search on NTU: seconds per sampled architecture
 
 bench-ravdess-data: $(STAMP) ## RAVDESS data speed: prepared layout → DataLoader (2 workers, 30×224², train transforms) and mp4 preparation per core → outputs/bench/ravdess_data.json
 	$(PY) scripts/bench_ravdess_data.py $(ARGS)
+
+bench-ntu-data: $(STAMP) ## NTU RGB data speed: prepared 256² avi → DataLoader (2 workers, 32×224², train transforms) vs a uint8 frame store, and the 1080p → 256² preparation per core → outputs/bench/ntu_data.json
+	$(PY) scripts/bench_ntu_data.py $(ARGS)
 
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
@@ -156,7 +159,7 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-memory search \
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \

@@ -50,11 +50,13 @@ SUPPORTED_ON_MAIN |= {
 }
 # Added since (issue 15): the NTU skeleton-only HCN row.
 SUPPORTED_ON_MAIN |= {"ntu_skeleton": ["unimodal_skeleton"]}
+# Added since (issue 15, rgb helper): data=ntu (skeletons + RGB); nets' fusion configs add the fusion rows.
+SUPPORTED_ON_MAIN |= {"ntu": ["unimodal_skeleton", "unimodal_video"]}
 
 
 def test_supported_pairs_are_exactly_those_of_main():
     assert {d: supported_fusions(d) for d in available("data")} == SUPPORTED_ON_MAIN
-    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1
+    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 2
 
 
 def test_every_supports_entry_names_a_family_or_a_data_set():

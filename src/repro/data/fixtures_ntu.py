@@ -88,15 +88,18 @@ def rgb_frames(rng: np.random.Generator, action: int, num_frames: int, size: int
     return frames
 
 
-def write_avi(path: Path, frames: np.ndarray, fps: int = RGB_FPS, codec: str = "mpeg4") -> Path:
-    """An avi of (n, H, W, 3) uint8 RGB frames (MPEG-4 part 2, yuv420p: the codec of the release's files)."""
+def write_avi(path: Path, frames: np.ndarray, fps: int = RGB_FPS, codec: str = "mpeg4",
+              pix_fmt: str = "yuv420p") -> Path:
+    """An avi of (n, H, W, 3) uint8 RGB frames (default MPEG-4 part 2, yuv420p, as the prepared files; tests that
+    need exact pixel values write ``codec="rawvideo", pix_fmt="bgr24"``)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="avi") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
-        stream.options = {"qscale": "3"}
+        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], pix_fmt
+        if codec == "mpeg4":
+            stream.options = {"qscale": "3"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())
@@ -117,3 +120,24 @@ def write_ntu(folder: Path, seed: int = 0, size: int = RGB_SIZE) -> Path:
     atomic_write_text(folder / "nturgbd_rgb" / "SYNTHETIC.txt", SYNTHETIC_NOTE)
     atomic_write_text(folder / "SYNTHETIC.txt", SYNTHETIC_NOTE)
     return folder
+
+
+RELEASE_SIZE = (1920, 1080)  # (width, height) of the release's RGB videos
+
+
+def write_release_rgb(src: Path, stems: list[str], size: tuple[int, int] = (96, 54), frames: int = 12,
+                      seed: int = 0) -> list[Path]:
+    """SYNTHETIC release videos ``<src>/<stem>_rgb.avi`` for the preparation's tests and benchmark: named as the
+    release's 1920×1080 files but `size` (width, height) — small by default, as real 1080p is slow to write."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    paths = []
+    for stem in stems:
+        action = 1 + (int(stem[-3:]) - 1) % len(RGB_PATTERNS)
+        side = max(width, height)
+        top, left = (side - height) // 2, (side - width) // 2  # the central band: the blob stays in the middle
+        square = rgb_frames(rng, action, frames, size=side)
+        paths.append(write_avi(Path(src) / f"{stem}_rgb.avi", square[:, top:top + height, left:left + width]))
+    Path(src).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(src) / "SYNTHETIC.txt", SYNTHETIC_NOTE)
+    return paths

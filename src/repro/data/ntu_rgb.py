@@ -94,7 +94,8 @@ def resized_size(frame_size: int) -> int:
     return int(round(frame_size * PREPARED_SIZE / CROP_SIZE))
 
 
-def _av_reason(err: Exception) -> str:
+def av_reason(err: Exception) -> str:
+    """A PyAV error's first line without the file name (the DataError names the file itself)."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return text.replace(str(getattr(err, "filename", "") or "\0"), "").strip(" :;'") or type(err).__name__
 
@@ -107,14 +108,14 @@ def decode_avi(path: Path) -> list:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise DataError(f"{path} has no video stream; expected a 256×256 avi; {fix}")
+                raise DataError(f"cannot decode {path} (no video stream): expected a 256×256 avi video; {fix}")
             stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # one thread per DataLoader worker: workers give the parallelism
+            stream.codec_context.thread_count = 1  # one thread per DataLoader worker: workers give the parallelism
             frames = list(container.decode(stream))
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise DataError(f"cannot decode {path} ({_av_reason(err)}): expected a readable avi video; {fix}") from None
+        raise DataError(f"cannot decode {path} ({av_reason(err)}): expected a readable avi video; {fix}") from None
     if not frames:
         raise DataError(f"{path} holds no video frames; expected a clip of the release (>= 1 frame); {fix}")
     return frames
@@ -262,7 +263,8 @@ class NTUReader(Reader):
             raise DataError(f"missing folder {self.rgb_folder}: expected the prepared 256×256 avi files "
                             f"(<stem>{RGB_SUFFIX}); "
                             f"fix: {PREPARE_HINT}, or {self.point_at(self.root, 'the NTU folder')}")
-        files = sorted(self.rgb_folder.glob("*.avi"))
+        # hidden names are the temporary files of an interrupted preparation (renamed only when complete)
+        files = sorted(p for p in self.rgb_folder.glob("*.avi") if not p.name.startswith("."))
         if not files:
             raise DataError(f"{self.rgb_folder} holds no .avi files; fix: {PREPARE_HINT}")
         return rgb_by_stem(files)
