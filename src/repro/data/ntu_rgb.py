@@ -59,7 +59,7 @@ LOADED_FRAMES = 24  # the authors' load_video(vid_len=24)
 PREPARED_SIZE = 256  # the authors' ffmpeg resize (avi_256x256_30)
 CROP_SIZE = 224  # VisualRandomCrop(224) of the 256² frames
 EMPTY = -1  # a slot the authors' loader never fills (stays zero)
-PREPARE_HINT = ("python scripts/prepare_ntu.py --release <folder with nturgbd_rgb/*_rgb.avi> --root <the NTU folder> "
+PREPARE_HINT = ("python scripts/prepare_ntu.py --root <the NTU folder> [--src <folder with the release's *_rgb.avi>] "
                 "(resumable; docs/ntu-rgb.md)")
 
 
