@@ -344,3 +344,24 @@ def test_a_subset_of_taps_reads_its_own_stages():
     selected = select_taps(source, *space.stage_indices(source.x_names, source.y_names))
     x, _, _ = next(selected.batches("train", 3))
     assert selected.x_names == ["b", "d"] and x[0][0, 0].item() == 1.0 and x[1][0, 0].item() == 3.0
+
+
+@pytest.mark.slow
+def test_mfas_t5_smoke_search_on_the_ntu_fixture(tmp_path):
+    """`make table-mfas-t5 SMOKE=1`: search.py on the SYNTHETIC data=ntu fixture (pre-training both encoders, the
+    feature cache, a 2-step search); the record states the space with its alias, the cache size and every top
+    architecture's fusion parameters; found.yaml's commands null the preset's default architecture. ~21 s on CPU."""
+    from repro.runs import read_search_record
+    from repro.tables import render_table, run_table
+
+    assert run_table("mfas_t5", smoke=True, out_root=tmp_path) == 0
+    search_dir = tmp_path / "tables" / "mfas_t5-smoke" / "runs" / "network-0-rank-1" / "seed_0"
+    record = read_search_record(search_dir)
+    assert record["synthetic"] is True and record["space"]["aliases"] == [["video", "layer4_pooled", "layer4"]]
+    assert record["timing"]["cache"]["bytes"] == (32 + 16) * 5_504 * 4  # mfas_search split of the fixture
+    assert len(record["evaluations"]) == 32 + 4
+    assert all(t["fusion_params"] == fusion_layer_params(t["codes"], [128, 256, 1024, 512],
+                                                         [512, 1024, 2048, 2048], 256) for t in record["top"])
+    assert "fusion.arch=null" in (search_dir / "found.yaml").read_text()
+    md = render_table("mfas_t5", smoke=True, out_root=tmp_path)
+    assert "SYNTHETIC" in md and "| 2229248 |" in md
