@@ -365,3 +365,16 @@ def test_mfas_t5_smoke_search_on_the_ntu_fixture(tmp_path):
     assert "fusion.arch=null" in (search_dir / "found.yaml").read_text()
     md = render_table("mfas_t5", smoke=True, out_root=tmp_path)
     assert "SYNTHETIC" in md and "| 2229248 |" in md
+
+
+def test_found_architecture_without_a_search_space_names_the_backbone(encoders):
+    """data=ntu's default backbone (I3D) has no search_space: fusion=mfas_found says which backbone to pick."""
+    from repro.config import compose_train
+
+    cfg = compose_train(["data=ntu", "fusion=mfas_found"])
+    assert cfg.fusion.net.nonlinearities is None and cfg.fusion.net.modalities is None
+    with pytest.raises(SearchSpaceError, match="backbone=ntu_resnet") as err:
+        MFASNet(dict(encoders), CLASSES, arch=cfg.fusion.arch, nonlinearities=None)
+    assert "\n" not in str(err.value)
+    assert compose_train(["data=ntu", "fusion=mfas_found", "backbone=ntu_resnet"]).fusion.net.nonlinearities == [
+        "relu", "sigmoid"]

@@ -121,7 +121,7 @@ class MFASNet(FusionNet):
         num_classes: int,
         arch: str | None = None,
         modalities: Sequence[str] | None = None,
-        nonlinearities: Sequence[str] = ("relu", "sigmoid"),
+        nonlinearities: Sequence[str] | None = ("relu", "sigmoid"),
         max_layers: int = 4,
         taps: Mapping[str, Sequence[str] | None] | None = None,
         aliases: Mapping[str, Mapping[str, str] | None] | None = None,
@@ -132,6 +132,9 @@ class MFASNet(FusionNet):
     ):
         if arch is None:
             raise ValueError("mfas_found needs an architecture: fusion.arch (a string) or fusion.search_dir (a search)")
+        if nonlinearities is None:
+            raise SearchSpaceError("fusion=mfas_found: the backbone set has no `search_space` (the MFAS taps and "
+                                   "non-linearities); pick one that defines it (data=ntu: backbone=ntu_resnet)")
         modalities = list(modalities or modalities_of(arch))
         super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
         space = SearchSpace.from_encoders(self.encoders, modalities, taps=taps, nonlinearities=nonlinearities,
