@@ -238,6 +238,7 @@ def test_search_data_settings(tmp_path):
     assert cfg.data.reader.protocol == "mfas_search" and cfg.data.reader.temporal_crop is None
     assert (cfg.search.iterations, cfg.search.max_layers, cfg.search.samples) == (3, 4, 15)
     assert (cfg.search.train.epochs, cfg.search.train.batch_size, cfg.search.train.inner_size) == (3, 20, 16)
+    assert cfg.search.cache_batch_size == 16 and cfg.search.cache_device == "auto"
     assert PROTOCOLS["mfas_search"].train == (1, 4, 8, 13, 15, 17, 19) and PROTOCOLS["mfas_search"].val == (2, 5, 9, 14)
     with pytest.raises(ConfigError, match="search.reader sets"):
         compose_search(["data=ntu_skeleton", "search=mfas_ntu", "+search.reader.frames=8"])

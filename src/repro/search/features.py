@@ -277,12 +277,15 @@ def build_cache(
     progress: bool = True,
     stages: Mapping[str, Sequence[str] | None] | None = None,
     stop_after: int | None = None,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
 ) -> Path:
     """Compute every split's pooled taps once and store them at `cache_dir` (resumably; see the module doc).
 
     The datasets must give the evaluation view of every split (no random crop): the cache is reused by every
     epoch of every sampled architecture, so a random training crop baked in once would be one fixed crop.
-    `stop_after` (tests): stop after that many batches, as a killed build would."""
+    `stop_after` (tests): stop after that many batches, as a killed build would. `num_workers`: DataLoader processes
+    decoding the samples (NTU's videos); `device`: where the encoders run (the features are stored from the CPU)."""
     cache_dir = Path(cache_dir)
     partial = _partial_dir(cache_dir)
     layout = cache_layout(datasets, encoders, modalities, stages)
@@ -299,13 +302,13 @@ def build_cache(
         first = _collate([ds[0]])["label"].numpy() if n else np.zeros(1, dtype=np.int64)
         arrays = _open_arrays(partial, split, n, layout, modalities, first.shape[1:], first.dtype, split in done)
         rows = torch.utils.data.Subset(ds, range(start, n))
-        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=_collate)
+        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=_collate, num_workers=num_workers)
         for batch in _progress(loader, f"feature cache: {split} (rows {start}..{n})", progress):
             if stop_after is not None and batches_run >= stop_after:
                 raise KeyboardInterrupt(f"feature cache build stopped after {stop_after} batches (test)")
             b = len(batch["label"])
             for m in modalities:
-                taps = pooled_taps(encoders[m], batch[m])
+                taps = [t.cpu() for t in pooled_taps(encoders[m], batch[m].to(device))]
                 for i, name, _ in stored[m]:
                     arrays[_tap_file(split, m, name)][start:start + b] = taps[i].numpy()
             arrays[f"{split}/labels.npy"][start:start + b] = batch["label"].numpy()

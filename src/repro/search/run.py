@@ -157,6 +157,14 @@ def search_datasets(cfg: DictConfig, overrides: list[str], modalities: list[str]
     return datasets, labels, bool(getattr(datamodule.reader, "synthetic", False))
 
 
+def cache_device(cfg: DictConfig) -> torch.device:
+    """`search.cache_device`: where the frozen encoders extract the features (auto: CUDA when there is one)."""
+    wanted = str(cfg.search.get("cache_device") or "auto")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(wanted)
+
+
 def space_stages(space: SearchSpace) -> dict[str, list[str]]:
     """The encoder stages the space reads, per modality (the only ones the feature cache stores)."""
     return {m: sorted({space.stage_of(m, t) for t in taps})
@@ -183,8 +191,15 @@ def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, space: Searc
             f"{sum(c for m in modalities for _, c in layout['stages'][m]):,} floats = "
             f"{timing['bytes'] / 1e9:.2f} GB at {cache_dir} (an interrupted build resumes)")
         start = time.perf_counter()
-        build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size),
-                    stages=stages)
+        device = cache_device(cfg)
+        for m in modalities:
+            encoders[m].to(device)
+        try:
+            build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size),
+                        stages=stages, num_workers=int(cfg.data.get("num_workers") or 0), device=device)
+        finally:
+            for m in modalities:
+                encoders[m].cpu()
         timing.update(built=True, build_s=round(time.perf_counter() - start, 3))
         say(f"feature cache built in {timing['build_s']:.1f} s: {cache_dir}")
     start = time.perf_counter()
