@@ -359,6 +359,8 @@ def test_mfas_t5_smoke_search_on_the_ntu_fixture(tmp_path):
     search_dir = tmp_path / "tables" / "mfas_t5-smoke" / "runs" / "network-0-rank-1" / "seed_0"
     record = read_search_record(search_dir)
     assert record["synthetic"] is True and record["space"]["aliases"] == [["video", "layer4_pooled", "layer4"]]
+    reader = record["config"]["data"]["reader"]
+    assert reader["protocol"] == "mfas_search" and reader["temporal_crop"] is None  # search.reader, via search.py
     assert record["timing"]["cache"]["bytes"] == (32 + 16) * 5_504 * 4  # mfas_search split of the fixture
     assert len(record["evaluations"]) == 32 + 4
     assert all(t["fusion_params"] == fusion_layer_params(t["codes"], [128, 256, 1024, 512],
