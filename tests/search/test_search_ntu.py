@@ -240,6 +240,12 @@ def test_search_data_settings(tmp_path):
     assert (cfg.search.train.epochs, cfg.search.train.batch_size, cfg.search.train.inner_size) == (3, 20, 16)
     assert cfg.search.cache_batch_size == 16 and cfg.search.cache_device == "auto"
     assert PROTOCOLS["mfas_search"].train == (1, 4, 8, 13, 15, 17, 19) and PROTOCOLS["mfas_search"].val == (2, 5, 9, 14)
+    from repro.data.ntu_names import split_names
+
+    names = ["S001C001P016R001A001", "S001C001P017R001A001", "S001C001P005R001A001", "S001C001P003R001A001"]
+    assert split_names(names, "mfas_search") == {"train": ["S001C001P017R001A001"], "val": ["S001C001P005R001A001"],
+                                                 "test": ["S001C001P003R001A001"]}  # subject 16: not searched on
+    assert "S001C001P016R001A001" in split_names(names, "mfas")["train"]
     with pytest.raises(ConfigError, match="search.reader sets"):
         compose_search(["data=ntu_skeleton", "search=mfas_ntu", "+search.reader.frames=8"])
 
