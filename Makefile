@@ -66,6 +66,12 @@ evidence-ci: ## Time .ci/run on a fresh clone of HEAD → results/ci/ci-<commit>
 table-avdigits-search: $(STAMP) ## Random search vs MFAS on AV-Digits (3 seeds, CPU) + their best architectures trained
 	$(PY) -m repro.tables run avdigits_search_found $(TABLE_FLAGS)
 
+table-mfas-t4: $(STAMP) ## MFAS Table 4 — NTU RGB+D CS accuracy: unimodal rows from ntu_unimodal, fusions, the found architectures (SMOKE=1: fixture)
+	$(PY) -m repro.tables run mfas_t4 $(TABLE_FLAGS)
+
+table-mfas-t5: $(STAMP) ## MFAS Table 5 — the MFAS search on NTU: top-4 architectures, validation accuracy and fusion parameters (SMOKE=1: fixture)
+	$(PY) -m repro.tables run mfas_t5 $(TABLE_FLAGS)
+
 gpu-wheels: ## Fetch the wheels scripts/gpu_check.sh needs on a lent GPU machine (no registry there) into .whl/
 	mkdir -p .whl
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
@@ -78,6 +84,9 @@ gpu-check: ## On a CUDA machine: GPU tests + MulT/MICA and AV-Digits fusion benc
 
 bench-mfas: $(STAMP) ## MFAS search benchmark (paper budget, 55k/5k/10k AV-Digits) → outputs/bench/mfas_search.json
 	$(PY) scripts/bench_mfas.py $(ARGS)
+
+bench-mfas-ntu: $(STAMP) ## MFAS search on NTU: seconds per sampled architecture (L = 1..4) on NTU-sized cached SYNTHETIC features, paper budget projected → results/bench/mfas_ntu.json
+	$(PY) scripts/bench_mfas_ntu.py $(ARGS)
 
 bench-ravdess-data: $(STAMP) ## RAVDESS data speed: prepared layout → DataLoader (2 workers, 30×224², train transforms) and mp4 preparation per core → outputs/bench/ravdess_data.json
 	$(PY) scripts/bench_ravdess_data.py $(ARGS)
@@ -150,7 +159,7 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-ravdess-data bench-ntu-data bench-memory search \
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \

@@ -9,6 +9,8 @@ the other 20 of 1..40 are the test subjects. The validation ("dev") subjects dep
 
 - ``mfas`` (default, the official MFAS code): dev = subjects 2, 5, 9, 14, taken out of the CS training subjects;
   training = the other 16.
+- ``mfas_search``: the MFAS search's split (mfas.txt §4, the authors' ``'trainexp'``): training = subjects 1, 4, 8,
+  13, 15, 17, 19, dev = 2, 5, 9, 14 (the search's validation), test = the CS test subjects (unused by the search).
 - ``msaf_quirk`` (QUIRK, the anita-hu fork used by MSAF): training = all 20 CS training subjects and
   dev = 3, 6, 7, 10 — CS *test* subjects, so model selection sees part of the test set.
 
@@ -59,6 +61,7 @@ PROTOCOLS = {
     "mfas": Protocol("mfas", tuple(s for s in CS_TRAIN_SUBJECTS if s not in MFAS_DEV_SUBJECTS),
                      MFAS_DEV_SUBJECTS, CS_TEST_SUBJECTS),
     "msaf_quirk": Protocol("msaf_quirk", CS_TRAIN_SUBJECTS, MSAF_QUIRK_DEV_SUBJECTS, CS_TEST_SUBJECTS),
+    "mfas_search": Protocol("mfas_search", MFAS_SEARCH_TRAIN_SUBJECTS, MFAS_DEV_SUBJECTS, CS_TEST_SUBJECTS),
 }
 
 

@@ -29,7 +29,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from repro.config import ConfigError, check_cli
-from repro.data.base import DataError, folder_key_from_overrides
+from repro.data.base import DataError
+from repro.models.fusion.mfas import fusion_layer_params
 from repro.models.fusion.mfas_space import SearchSpace, SearchSpaceError
 from repro.models.init import init_encoders
 from repro.provenance import run_identity
@@ -37,7 +38,15 @@ from repro.results import FILENAME as RESULTS_FILE
 from repro.results import atomic_write_text, hardware, read_record, versions
 from repro.runs import encoder_weights
 from repro.search.algorithm import Search, SearchSettings
-from repro.search.features import LiveFeatures, build_cache, encoder_fingerprint, load_cache
+from repro.search.features import (
+    LiveFeatures,
+    build_cache,
+    cache_bytes,
+    cache_layout,
+    encoder_fingerprint,
+    load_cache,
+    select_taps,
+)
 from repro.search.state import SearchState, SearchStateError
 from repro.search.trainer import TrainSettings, train_architecture
 
@@ -58,7 +67,21 @@ def compose_search(overrides: list[str]) -> DictConfig:
     cfg = compose_train(overrides, config_name="search")
     with open_dict(cfg):
         cfg.paths.output_dir = cfg.search.dir
+    apply_reader_settings(cfg)
     return cfg
+
+
+def apply_reader_settings(cfg: DictConfig) -> None:
+    """`search.reader`: reader keys the search sets on the data config (NTU: the MFAS search split and no training
+    crop — the cached features are computed once, so they take every split's evaluation view). A key the data's
+    reader does not have is a one-line ConfigError (a silent no-op would search on other data than intended)."""
+    wanted = cfg.search.get("reader") or {}
+    unknown = [k for k in wanted if k not in cfg.data.reader]
+    if unknown:
+        raise ConfigError(f"search.reader sets {unknown}, which data={cfg.data.name}'s reader does not have "
+                          f"(its keys: {sorted(cfg.data.reader)}); remove them from the search config")
+    for key, value in wanted.items():
+        cfg.data.reader[key] = value
 
 
 # -- 1. pre-trained encoders ----------------------------------------------------------------------------------
@@ -116,23 +139,84 @@ def build_encoders(cfg: DictConfig, checkpoints: dict[str, str]) -> dict[str, to
     return encoders
 
 
-def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, modalities: list[str]):
+def search_datasets(cfg: DictConfig, overrides: list[str], modalities: list[str]) -> tuple[dict, np.ndarray, bool]:
+    """The search's splits as the encoders must see them: the reader's samples (its two modalities only) through the
+    data config's **eval** pipelines on every split (`data.transforms.eval`, e.g. NTU's ImageNet normalisation, fitted
+    on the train split as in training) — the features are computed once, so no split takes random training
+    augmentation. Returns (datasets, train labels, whether the data is SYNTHETIC)."""
+    from repro.data.datamodule import MultimodalDataModule
+    from repro.data.transforms import TransformedDataset
+
+    datamodule = MultimodalDataModule.from_config(cfg, fold=cfg.fold, overrides=overrides)
+    datamodule.read_only(modalities)
+    datamodule.setup()
+    pipelines = datamodule.transforms["eval"]
+    datasets = {s: TransformedDataset(datamodule.splits[s], pipelines, seed=int(cfg.seed)) if pipelines
+                else datamodule.splits[s] for s in SEARCH_SPLITS}
+    labels = np.asarray(datamodule.splits["train"].labels)
+    return datasets, labels, bool(getattr(datamodule.reader, "synthetic", False))
+
+
+def cache_device(cfg: DictConfig) -> torch.device:
+    """`search.cache_device`: where the frozen encoders extract the features (auto: CUDA when there is one)."""
+    wanted = str(cfg.search.get("cache_device") or "auto")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(wanted)
+
+
+def space_stages(space: SearchSpace) -> dict[str, list[str]]:
+    """The encoder stages the space reads, per modality (the only ones the feature cache stores)."""
+    return {m: sorted({space.stage_of(m, t) for t in taps})
+            for m, taps in ((space.x_modality, space.x_taps), (space.y_modality, space.y_taps))}
+
+
+def feature_source(cfg: DictConfig, encoders: dict, datasets: dict, space: SearchSpace):
+    """The space's taps of every split: the feature cache (built or resumed when absent) or the live encoders."""
+    modalities = [space.x_modality, space.y_modality]
     if not cfg.search.cached:
-        return LiveFeatures(datasets, encoders[modalities[0]], encoders[modalities[1]], modalities), None
+        source = LiveFeatures(datasets, encoders[modalities[0]], encoders[modalities[1]], modalities)
+        return select_taps(source, *space.stage_indices(source.x_names, source.y_names)), None
+    stages = space_stages(space)
     data_key = {"reader": OmegaConf.to_container(cfg.data.reader, resolve=True), "fold": cfg.fold,
-                "splits": {s: len(d) for s, d in datasets.items()}, "modalities": modalities}
+                "transforms": OmegaConf.to_container(cfg.data.transforms, resolve=True)
+                if cfg.data.get("transforms") else None,
+                "splits": {s: len(d) for s, d in datasets.items()}, "modalities": modalities, "stages": stages}
     key = encoder_fingerprint(encoders, data_key)[:16]
     cache_dir = Path(cfg.search.cache_dir) / f"{cfg.data.name}-{key}"
-    timing = {"dir": str(cache_dir), "built": False, "build_s": 0.0}
+    layout = cache_layout(datasets, encoders, modalities, stages)
+    timing = {"dir": str(cache_dir), "built": False, "build_s": 0.0, "bytes": cache_bytes(layout)}
     if not (cache_dir / "manifest.json").is_file():
+        say(f"feature cache: {sum(layout['splits'].values()):,} samples × "
+            f"{sum(c for m in modalities for _, c in layout['stages'][m]):,} floats = "
+            f"{timing['bytes'] / 1e9:.2f} GB at {cache_dir} (an interrupted build resumes)")
         start = time.perf_counter()
-        build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size))
+        device = cache_device(cfg)
+        for m in modalities:
+            encoders[m].to(device)
+        try:
+            build_cache(cache_dir, datasets, encoders, modalities, batch_size=int(cfg.search.cache_batch_size),
+                        stages=stages, num_workers=int(cfg.data.get("num_workers") or 0), device=device)
+        finally:
+            for m in modalities:
+                encoders[m].cpu()
         timing.update(built=True, build_s=round(time.perf_counter() - start, 3))
         say(f"feature cache built in {timing['build_s']:.1f} s: {cache_dir}")
     start = time.perf_counter()
     source = load_cache(cache_dir, modalities, list(datasets))
     timing["load_s"] = round(time.perf_counter() - start, 3)
-    return source, timing
+    return select_taps(source, *space.stage_indices(source.x_names, source.y_names)), timing
+
+
+def annotate_top(record: dict, x_dims: list[int], y_dims: list[int], search_inner: int,
+                 found_inner: int | None) -> None:
+    """Each top architecture's fusion-layer parameters (MFAS Table 5's count: W_1..W_L with biases, no output
+    layer) at the search's inner size and at the found-architecture size `found_inner` (the authors' NTU 256)."""
+    for t in record["top"]:
+        t["layers"] = len(t["codes"])
+        t["fusion_params_search"] = fusion_layer_params(t["codes"], x_dims, y_dims, search_inner)
+        if found_inner:
+            t["fusion_params"] = fusion_layer_params(t["codes"], x_dims, y_dims, int(found_inner))
 
 
 def train_settings(cfg: DictConfig, labels: np.ndarray) -> TrainSettings:
@@ -159,7 +243,8 @@ def header(cfg: DictConfig, space: SearchSpace, settings: SearchSettings, train:
                      "cached": bool(cfg.search.cached)},
         "space": {"x_modality": space.x_modality, "y_modality": space.y_modality, "x_taps": list(space.x_taps),
                   "y_taps": list(space.y_taps), "nonlinearities": list(space.nonlinearities),
-                  "max_layers": space.max_layers, "description": space.describe()},
+                  "max_layers": space.max_layers, "description": space.describe(),
+                  **({"aliases": [list(a) for a in space.aliases]} if space.aliases else {})},
         "encoders": checkpoints,
     }
 
@@ -184,7 +269,9 @@ def train_commands(cfg: DictConfig, search_dir: Path, top: list[dict], overrides
     """`train.py` commands that train each of `top` to completion on the data the search used."""
     carried = " ".join(shlex.quote(o) for o in carried_overrides(overrides))
     return [" ".join(filter(None, [f"python train.py data={cfg.data.name}", carried,
-                                   f"fusion=mfas_found fusion.search_dir={shlex.quote(str(search_dir))} "
+                                   # fusion.arch=null: a preset may name a default architecture (NTU: conf 1)
+                                   f"fusion=mfas_found fusion.arch=null "
+                                   f"fusion.search_dir={shlex.quote(str(search_dir))} "
                                    f"fusion.rank={t['rank']}"])) for t in top]
 
 
@@ -213,17 +300,14 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
     encoders = build_encoders(cfg, checkpoints)
     sp = cfg.backbone.search_space
     space = SearchSpace.from_encoders(encoders, list(sp.modalities), taps=sp.get("taps"),
-                                      nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers)
-    reader = instantiate(cfg.data.reader)
-    reader.folder_key = folder_key_from_overrides(overrides, reader.path_key)
-    reader.modalities = tuple(sp.modalities)  # the search reads its two modalities only
-    splits = reader.load(cfg.fold)
-    datasets = {s: splits[s] for s in SEARCH_SPLITS}
-    source, cache = feature_source(cfg, encoders, datasets, list(sp.modalities))
-    train = train_settings(cfg, np.asarray(datasets["train"].labels))
+                                      nonlinearities=list(sp.nonlinearities), max_layers=settings.max_layers,
+                                      aliases=sp.get("aliases"))
+    datasets, labels, synthetic = search_datasets(cfg, overrides, list(sp.modalities))
+    source, cache = feature_source(cfg, encoders, datasets, space)
+    train = train_settings(cfg, labels)
     state = SearchState.open(search_dir, header(cfg, space, settings, train, checkpoints))
     state.record.update(hardware=hardware(), versions=versions(), config=OmegaConf.to_container(cfg, resolve=True),
-                        synthetic=bool(reader.synthetic), debug=False, identity=run_identity(cfg, overrides))
+                        synthetic=synthetic, debug=False, identity=run_identity(cfg, overrides))
     timing = state.record["timing"]
     timing["pretrain_s"] = round(timing.get("pretrain_s", 0.0) + pretrain_s, 3)
     if cache:
@@ -254,6 +338,8 @@ def run_search(cfg: DictConfig, overrides: list[str]) -> dict:
         seconds = [e["seconds"] for e in state.record["evaluations"]]
         timing["per_architecture_s"] = round(float(np.mean(seconds)), 4) if seconds else None
         timing["architectures"] = len(seconds)
+        annotate_top(state.record, source.x_dims, source.y_dims, train.inner_size,
+                     cfg.search.get("fusion_params_inner_size"))
         state.record["summary"] = summary(state.record)
         state.save()
     found = write_found(cfg, search_dir, state.record, overrides)

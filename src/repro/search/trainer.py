@@ -105,11 +105,18 @@ def samples_f1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
 
 
+def needed_taps(codes: np.ndarray) -> tuple[set[int], set[int]]:
+    """The x and y taps an architecture reads (a cached source gathers only those)."""
+    codes = np.asarray(codes)
+    return {int(v) for v in codes[:, 0]}, {int(v) for v in codes[:, 1]}
+
+
 @torch.no_grad()
-def evaluate(fusion: nn.Module, source: FeatureSource, split: str, settings: TrainSettings) -> float:
+def evaluate(fusion: nn.Module, source: FeatureSource, split: str, settings: TrainSettings,
+             needed: tuple[set[int], set[int]] | None = None) -> float:
     fusion.eval()
     correct, total = 0.0, 0
-    for x, y, labels in source.batches(split, settings.eval_batch_size):
+    for x, y, labels in source.batches(split, settings.eval_batch_size, needed=needed):
         logits = fusion(x, y)
         if settings.task == "multilabel":
             pred = torch.sigmoid(logits) > settings.threshold
@@ -150,10 +157,11 @@ def train_architecture(
     pos_weight = torch.as_tensor(settings.pos_weight, dtype=torch.float32) if settings.pos_weight else None
     criterion = _loss(settings, pos_weight)
     order = torch.Generator().manual_seed(seed)
+    needed = needed_taps(codes)
     history, steps = [], 0
     for _ in range(settings.epochs):
         fusion.train()
-        for x, y, labels in source.batches("train", settings.batch_size, generator=order):
+        for x, y, labels in source.batches("train", settings.batch_size, generator=order, needed=needed):
             loss = criterion(fusion(x, y), labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"search: training loss is {loss.item()} at step {steps}; "
@@ -163,7 +171,7 @@ def train_architecture(
             optimizer.step()
             schedule.step()
             steps += 1
-        history.append(evaluate(fusion, source, val_split, settings))
+        history.append(evaluate(fusion, source, val_split, settings, needed))
     if bank is not None:
         bank.store(fusion)
     return Evaluation(score=max(history), history=history, seconds=time.perf_counter() - start, steps=steps)

@@ -2,7 +2,8 @@
 
 Reads each row's records (refusing debug and stale ones, named for the notes), picks the best `select` candidate per
 repeat, and aggregates every column (mean ± standard error or deviation, n) with the commits and the per-run lines
-that `<table>.runs.csv` lists.
+that `<table>.runs.csv` lists. A row's `at: <record path>` reads its columns under that entry of each record (MFAS
+Table 5: a row per top architecture of one search).
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def column_value(record: dict, col: DictConfig):
         if str(lookup(record, str(path))) != str(wanted):
             return None
     return lookup(record, str(col.source))
+
+
+def row_view(record: dict, at: str | None) -> dict | None:
+    """The record as a row with `at: <record path>` reads it: the entry at that path (e.g. `top.1`, a search's
+    second-best architecture) over the record's own keys (provenance, `synthetic`); None when the entry is absent."""
+    if not at:
+        return record
+    entry = lookup(record, str(at))
+    return {**record, **entry} if isinstance(entry, dict) else None
 
 
 def mean_se(values: list[float], spread: str = "se") -> tuple[float, float, int]:
@@ -134,6 +144,9 @@ def collect(table: DictConfig, smoke: bool, out_root: Path, selection: str = "be
                     kept = [r for r in found.values() if r is not None]
                     records += kept
                     repeats_of += [rep_name] * len(kept)
+        if row.get("at"):  # e.g. MFAS Table 5: one search record, a row per top architecture
+            kept = [(rep, view) for rep, view in zip(repeats_of, (row_view(r, row.at) for r in records)) if view]
+            repeats_of, records = [rep for rep, _ in kept], [view for _, view in kept]
         cells = {}
         for col in table.columns:
             values = [v for v in (column_value(r, col) for r in records) if v is not None]

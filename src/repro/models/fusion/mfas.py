@@ -68,6 +68,11 @@ class MFASFusion(nn.Module):
             self.blocks.append(nn.Sequential(*post))
         self.classifier = nn.Linear(inner_size, num_classes)
 
+    def fusion_params(self) -> int:
+        """Parameters of the fusion layers W_1..W_L (weights and biases), the count of MFAS Table 5: the output
+        classifier W_out and any BatchNorm are not counted (tests/search/test_search_ntu.py)."""
+        return sum(p.numel() for layer in self.layers for p in layer.parameters())
+
     def share_key(self, l: int) -> tuple[int, int, int]:
         """Weight-sharing key of layer l (mfas.txt §3.2: same layer index and same matrix size)."""
         linear = self.layers[l]
@@ -90,10 +95,22 @@ def modalities_of(arch: str) -> list[str]:
     return [part.split(".", 1)[0].strip() for part in first]
 
 
+def fusion_layer_params(codes: Sequence[Sequence[int]], x_dims: Sequence[int], y_dims: Sequence[int],
+                        inner_size: int) -> int:
+    """Σ_l (in_l + 1)·inner with in_1 = x + y and in_l = x + y + inner: `MFASFusion.fusion_params` without
+    building the network (the search records it for every top architecture, at the found-architecture size)."""
+    total = 0
+    for l, (i, j, _) in enumerate(codes):
+        in_features = x_dims[i] + y_dims[j] + (inner_size if l > 0 else 0)
+        total += (in_features + 1) * inner_size
+    return total
+
+
 class MFASNet(FusionNet):
     """A found MFAS architecture on two staged encoders (`fusion=mfas_found`).
 
-    The architecture is a string (`arch`, the form `repro.models.fusion.mfas_space` prints). With
+    The architecture is a string (`arch`, the form `repro.models.fusion.mfas_space` prints). `taps` / `aliases`
+    are the backbone's `search_space` ones (the names the string may use; an alias reads the stage it names). With
     `fusion.search_dir` / `fusion.rank`, `repro.train.build_net` reads it from a finished search (`repro.runs`) and
     starts the encoders from that search's checkpoints unless `backbone.init_from` already set them.
     """
@@ -104,8 +121,10 @@ class MFASNet(FusionNet):
         num_classes: int,
         arch: str | None = None,
         modalities: Sequence[str] | None = None,
-        nonlinearities: Sequence[str] = ("relu", "sigmoid"),
+        nonlinearities: Sequence[str] | None = ("relu", "sigmoid"),
         max_layers: int = 4,
+        taps: Mapping[str, Sequence[str] | None] | None = None,
+        aliases: Mapping[str, Mapping[str, str] | None] | None = None,
         inner_size: int = 64,
         dropout: float = 0.5,
         batchnorm: bool = False,
@@ -113,10 +132,13 @@ class MFASNet(FusionNet):
     ):
         if arch is None:
             raise ValueError("mfas_found needs an architecture: fusion.arch (a string) or fusion.search_dir (a search)")
+        if nonlinearities is None:
+            raise SearchSpaceError("fusion=mfas_found: the backbone set has no `search_space` (the MFAS taps and "
+                                   "non-linearities); pick one that defines it (data=ntu: backbone=ntu_resnet)")
         modalities = list(modalities or modalities_of(arch))
         super().__init__({m: encoders[m] for m in modalities if m in encoders}, num_classes)
-        space = SearchSpace.from_encoders(self.encoders, modalities, nonlinearities=nonlinearities,
-                                          max_layers=max_layers)
+        space = SearchSpace.from_encoders(self.encoders, modalities, taps=taps, nonlinearities=nonlinearities,
+                                          max_layers=max_layers, aliases=aliases)
         self.space = space
         self.arch = space.format(space.parse(arch))
         codes = space.codes(space.parse(arch))
@@ -124,7 +146,12 @@ class MFASNet(FusionNet):
         for m, enc in ((space.x_modality, x_enc), (space.y_modality, y_enc)):
             if not isinstance(enc, StagedEncoder):
                 raise TypeError(f"MFAS needs staged encoders; {m!r} is {type(enc).__name__}")
-        self.fusion = MFASFusion(codes, x_enc.stage_channels, y_enc.stage_channels, space.nonlinearities,
+        # codes index the space's taps; each tap reads one encoder stage (an alias reads the stage it names)
+        self.tap_index = dict(zip((space.x_modality, space.y_modality),
+                                  space.stage_indices(x_enc.stage_names, y_enc.stage_names)))
+        x_dims = [x_enc.stage_channels[i] for i in self.tap_index[space.x_modality]]
+        y_dims = [y_enc.stage_channels[i] for i in self.tap_index[space.y_modality]]
+        self.fusion = MFASFusion(codes, x_dims, y_dims, space.nonlinearities,
                                  num_classes, inner_size=inner_size, dropout=dropout, batchnorm=batchnorm)
         self.multitask = multitask
 
@@ -133,9 +160,9 @@ class MFASNet(FusionNet):
         feats, logits = {}, {}
         for m in (self.space.x_modality, self.space.y_modality):
             enc = self.encoders[m]
-            taps = enc.taps(x[m])
-            feats[m] = [enc.pool(t) for t in taps]
-            logits[m] = enc.head(feats[m][-1])
+            pooled = [enc.pool(t) for t in enc.taps(x[m])]
+            feats[m] = [pooled[i] for i in self.tap_index[m]]
+            logits[m] = enc.head(pooled[-1])
         return feats[self.space.x_modality], feats[self.space.y_modality], logits
 
     def forward(self, batch):
@@ -176,3 +203,18 @@ class FreezeEncoders(BaseFinetuning):
         if self.frozen_epochs > 0 and current_epoch == self.frozen_epochs:
             lr = optimizer.param_groups[0]["lr"] * self.lr_ratio
             self.unfreeze_and_add_param_group(pl_module.net.encoders, optimizer, lr=lr, train_bn=True)
+            self.extend_schedulers(pl_module, optimizer)
+
+    def extend_schedulers(self, pl_module, optimizer) -> None:
+        """Give the new parameter group its place in the optimiser's LR schedulers (a scheduler keeps one base lr
+        per group, and torch's `step` refuses a group it does not know): the first group's base lr × `lr_ratio`,
+        so the encoders follow the same schedule (e.g. the NTU preset's cosine with warm restarts)."""
+        trainer = getattr(pl_module, "_trainer", None)
+        for config in getattr(trainer, "lr_scheduler_configs", None) or []:
+            scheduler = config.scheduler
+            if getattr(scheduler, "optimizer", None) is not optimizer or not hasattr(scheduler, "base_lrs"):
+                continue
+            for group in optimizer.param_groups[len(scheduler.base_lrs):]:
+                base = scheduler.base_lrs[0] * self.lr_ratio
+                group.setdefault("initial_lr", base)
+                scheduler.base_lrs.append(base)

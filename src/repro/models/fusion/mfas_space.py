@@ -16,6 +16,12 @@ second = image, N = 3 taps; P = 2)::
 these raw integers; see `repro.search` for that QUIRK). Bad architectures raise `SearchSpaceError`, one line
 naming what does not fit and what would.
 
+Aliases. A tap name may be an *alias* of an encoder stage (`aliases={modality: {alias: stage}}`): a distinct
+choice in the space that reads the same stage. MFAS's NTU space has one: the authors' 4th RGB feature is
+layer4 after the network's own global average pool, which equals layer4 after the search's pooling, yet the
+authors count it as a separate choice (4 × 4 × 2 per layer); `layer4_pooled` keeps those four codes distinct
+(configs/backbone/ntu_resnet.yaml). `SearchSpace.stage_of` resolves a tap to the stage it reads.
+
 It lives with the model (not under `repro.search`) because the found network (`mfas.MFASNet`) parses these strings
 and models sit below the search in the import layers (tests/spine/test_layers.py).
 """
@@ -61,6 +67,7 @@ class SearchSpace:
     y_taps: tuple[str, ...]
     nonlinearities: tuple[str, ...] = ("relu", "sigmoid")
     max_layers: int = 4
+    aliases: tuple[tuple[str, str, str], ...] = ()  # (modality, alias tap, the encoder stage it reads)
 
     def __post_init__(self) -> None:
         if not self.x_taps or not self.y_taps:
@@ -76,24 +83,49 @@ class SearchSpace:
         cls,
         encoders: Mapping[str, object],
         modalities: Sequence[str],
-        taps: Mapping[str, Sequence[str]] | None = None,
+        taps: Mapping[str, Sequence[str] | None] | None = None,
         nonlinearities: Sequence[str] = ("relu", "sigmoid"),
         max_layers: int = 4,
+        aliases: Mapping[str, Mapping[str, str] | None] | None = None,
     ) -> SearchSpace:
-        """The space over two staged encoders; `taps[m]` restricts modality m's candidates (default: all)."""
+        """The space over two staged encoders; `taps[m]` restricts modality m's candidates (default: every stage
+        and every alias); `aliases[m]` = {alias tap: stage} adds distinct choices reading an existing stage."""
         if len(modalities) != 2:
             raise SearchSpaceError(f"MFAS fuses two modalities; got {list(modalities)}")
-        chosen = []
+        chosen, alias_rows = [], []
         for m in modalities:
             if m not in encoders:
                 raise SearchSpaceError(f"no encoder for modality {m!r}; encoders are {sorted(encoders)}")
-            names = list(encoders[m].stage_names)
+            stages = list(encoders[m].stage_names)
+            own = dict((aliases or {}).get(m) or {})
+            for alias, stage in own.items():
+                if stage not in stages or alias in stages:
+                    raise SearchSpaceError(f"alias {m}.{alias} -> {stage!r}: an alias must name a stage of the "
+                                           f"encoder ({stages}) and must not be a stage name itself")
+                alias_rows.append((m, str(alias), str(stage)))
+            names = stages + list(own)
             wanted = list((taps or {}).get(m) or names)
             missing = [t for t in wanted if t not in names]
             if missing:
                 raise SearchSpaceError(f"encoder {m!r} has no tap(s) {missing}; its taps are {names}")
+            if len(set(wanted)) != len(wanted):
+                raise SearchSpaceError(f"taps of {m!r} {wanted} repeat a name; give a repeated stage an alias "
+                                       "(backbone.search_space.aliases) so that each choice has its own name")
             chosen.append(tuple(wanted))
-        return cls(modalities[0], modalities[1], chosen[0], chosen[1], tuple(nonlinearities), max_layers)
+        return cls(modalities[0], modalities[1], chosen[0], chosen[1], tuple(nonlinearities), max_layers,
+                   tuple(alias_rows))
+
+    def stage_of(self, modality: str, tap: str) -> str:
+        """The encoder stage a tap reads (itself, or the stage an alias names)."""
+        for m, alias, stage in self.aliases:
+            if m == modality and alias == tap:
+                return stage
+        return tap
+
+    def stage_indices(self, x_stage_names: Sequence[str], y_stage_names: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Positions, among each encoder's stages, of the stage every tap of the space reads (x taps, y taps)."""
+        return ([list(x_stage_names).index(self.stage_of(self.x_modality, t)) for t in self.x_taps],
+                [list(y_stage_names).index(self.stage_of(self.y_modality, t)) for t in self.y_taps])
 
     # -- size and enumeration --------------------------------------------------------------------------
     @property
