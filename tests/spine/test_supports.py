@@ -50,13 +50,14 @@ SUPPORTED_ON_MAIN |= {
 }
 # Added since (issue 15): the NTU skeleton-only HCN row.
 SUPPORTED_ON_MAIN |= {"ntu_skeleton": ["unimodal_skeleton"]}
-# Added since (issue 15, rgb helper): data=ntu (skeletons + RGB); nets' fusion configs add the fusion rows.
-SUPPORTED_ON_MAIN |= {"ntu": ["unimodal_skeleton", "unimodal_video"]}
+# Added since (issue 15): data=ntu (skeletons + RGB) and the fusions of MSAF T3 / MFAS T4 on it.
+SUPPORTED_ON_MAIN |= {"ntu": ["centralnet", "gmu", "late_avg", "mfas_found", "mmtm", "msaf", "two_stream",
+                      "unimodal_skeleton", "unimodal_video"]}
 
 
 def test_supported_pairs_are_exactly_those_of_main():
     assert {d: supported_fusions(d) for d in available("data")} == SUPPORTED_ON_MAIN
-    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 2
+    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 9
 
 
 def test_every_supports_entry_names_a_family_or_a_data_set():
@@ -70,7 +71,8 @@ def test_presets_exist_only_where_they_carry_settings():
         assert OmegaConf.to_container(cfg) and cfg.get("fusion", {}).get("net") != {}, f"{name}.yaml sets nothing"
         data = next(d for d in sorted(available("data"), key=len, reverse=True) if name.startswith(f"{d}_"))
         assert name[len(data) + 1:] in supported_fusions(data), f"preset {name}.yaml is for an unsupported pair"
-    assert len(presets) < 50  # 95 before: the comment-only ones are gone
+    # 95 before the comment-only ones were removed; issue 15 added 7 NTU presets (ntu_<fusion>, ntu_mfas_found)
+    assert len(presets) == 53
 
 
 def test_data_family_follows_the_data_config_defaults(tmp_path):
