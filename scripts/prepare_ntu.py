@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from repro.data.base import DataError
+from repro.data.base import DataError, report_failures
 from repro.data.ntu_prepare import QSCALE, default_root, prepare
 
 
@@ -38,13 +38,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(report.summary())
-    if report.failed:
-        print(f"{len(report.failed)} video(s) could not be prepared (the others are; fix these and run again):",
-              file=sys.stderr)
-        for name, reason in report.failed:
-            print(f"  {name}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(report.failed, "video")
 
 
 if __name__ == "__main__":

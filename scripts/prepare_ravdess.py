@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from repro.data.base import DataError
+from repro.data.base import DataError, report_failures
 from repro.data.ravdess_prepare import CROP_FROM, default_out, prepare
 
 
@@ -54,13 +54,7 @@ def main(argv=None) -> int:
     c = report.counts
     print(f"{out}: {c['clips']} clips prepared ({c['prepared']} now, {c['skipped']} already done), {c['bad']} bad; "
           f"audio: {c['stereo']} stereo mixed down, {c['resampled']} resampled to 44.1 kHz")
-    if report.bad:
-        print(f"{len(report.bad)} clip(s) could not be prepared (the others are; fix these and run again):",
-              file=sys.stderr)
-        for name, reason in report.bad:
-            print(f"  {name}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(report.bad, "clip")
 
 
 if __name__ == "__main__":

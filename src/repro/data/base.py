@@ -13,6 +13,7 @@ Bad input raises `DataError`: one line naming the file, what was expected and th
 from __future__ import annotations
 
 import mmap
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,3 +271,16 @@ def check_labels(labels: np.ndarray, path: Path | str, num_classes: int, hint: s
             f"{path} has labels in [{labels.min()}, {labels.max()}], expected 0..{num_classes - 1}; fix: {hint}"
         )
     return labels.astype(np.int64)
+
+
+def report_failures(failures: list[tuple[str, str]], what: str) -> int:
+    """The preparation scripts' closing lines on stderr: each failed item with its reason; exit status 1 if any.
+
+    One function so that `scripts/prepare_*.py` report failures alike (the rest of the items are prepared)."""
+    if not failures:
+        return 0
+    print(f"{len(failures)} {what}(s) could not be prepared (the others are; fix these and run again):",
+          file=sys.stderr)
+    for name, reason in failures:
+        print(f"  {name}: {reason}", file=sys.stderr)
+    return 1
