@@ -133,7 +133,7 @@ table-msaf-t4-ravdess: $(STAMP) ## MSAF Table 4's six RAVDESS rows (C, lambda, B
 table-ntu-unimodal: $(STAMP) ## NTU unimodal networks (I3D, inflated ResNet-50, HCN; 5 seeds) the NTU fusion rows start from, SMOKE=1 ok
 	$(PY) -m repro.tables run ntu_unimodal $(TABLE_FLAGS)
 
-table-msaf-t3: $(STAMP) ## MSAF Table 3 (NTU RGB+D CS: unimodal, CentralNet, MMTM, MSAF rows; 5 seeds), SMOKE=1 ok
+table-msaf-t3: $(STAMP) ## MSAF Table 3 (NTU RGB+D CS: unimodal, CentralNet, MFAS (runs mfas_t5 first), MMTM, MSAF rows; 5 seeds), SMOKE=1 ok
 	$(PY) -m repro.tables run msaf_t3 $(TABLE_FLAGS)
 
 table-msaf-t4-ntu: $(STAMP) ## MSAF Table 4's six NTU rows (C, lambda, BlockDropout on I3D + HCN), SMOKE=1 ok
