@@ -149,6 +149,25 @@ figure-msaf-attention: $(STAMP) ## MSAF Fig. 6/7 (attention per emotion and per 
 	$(PY) -m repro.analysis.msaf_attention $(or $(RUN),outputs/tables/msaf_t1$(SMOKE_SUFFIX)/runs/msaf/fold_*_select_on_test) \
 		--out outputs/figures/msaf_attention$(SMOKE_SUFFIX) $(ARGS)
 
+table-mesm-t3: $(STAMP) ## MESM Table 3 (IEMOCAP raw: LF-LSTM, LF-TRANS, MulT on HCF; FE2E, MESM p=0.7; GFLOPs), SMOKE=1 ok
+	$(PY) -m repro.tables run mesm_t3 $(TABLE_FLAGS)
+
+table-mesm-t4: $(STAMP) ## MESM Table 4 (CMU-MOSEI raw: the same rows, WAcc / F1; MESM p=0.5), SMOKE=1 ok
+	$(PY) -m repro.tables run mesm_t4 $(TABLE_FLAGS)
+
+table-mesm-t5: $(STAMP) ## MESM Table 5 (modality ablation T/A/V on IEMOCAP for FE2E and MESM), SMOKE=1 ok
+	$(PY) -m repro.tables run mesm_t5 $(TABLE_FLAGS)
+
+figure-mesm-topp: $(STAMP) ## MESM Fig. 5 (WAcc and GFLOPs vs top-p 0.1..0.9, FE2E reference; trains mesm_fig5) → outputs/figures/mesm_topp.png
+	$(PY) -m repro.tables run mesm_fig5 $(TABLE_FLAGS)
+	$(PY) -m repro.analysis.mesm_topp $(TABLE_FLAGS)
+
+# Without RUN=: trains Table 3's MESM row first (SMOKE=1: on the fixture).
+figure-mesm-attention: $(STAMP) ## MESM Fig. 3/4/6 (sites kept per sparse block over faces and spectrogram chunks, per emotion) of a MESM run → outputs/figures/mesm_attention*
+	$(if $(RUN),,$(PY) -m repro.tables run mesm_t3 --rows "MESM (p=0.7)" $(TABLE_FLAGS))
+	$(PY) -m repro.analysis.mesm_attention $(or $(RUN),outputs/tables/mesm_t3$(SMOKE_SUFFIX)/runs/mesm-p-0-7/seed_0) \
+		--out outputs/figures/mesm_attention$(SMOKE_SUFFIX) $(ARGS)
+
 avdigits: $(STAMP) ## Rebuild the embedded AV-Digits set (needs apt + pip registries)
 	$(PY) scripts/make_avdigits.py
 
@@ -163,4 +182,5 @@ clean: ## Remove outputs and caches (keeps .venv)
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \
-	table-ntu-unimodal table-msaf-t3 table-msaf-t4-ntu table-msaf-t5
+	table-ntu-unimodal table-msaf-t3 table-msaf-t4-ntu table-msaf-t5 \
+	table-mesm-t3 table-mesm-t4 table-mesm-t5 figure-mesm-topp figure-mesm-attention

@@ -132,28 +132,32 @@ def _write_pom_fixture(root: Path) -> None:
     write_fixture("pom", root)
 
 
-def smoke_fixture(table: DictConfig) -> str:
+def smoke_fixtures(table: DictConfig) -> list[str]:
+    """The datasets whose SYNTHETIC fixtures a smoke run of `table` reads: `smoke.fixture`, one name or a list (a
+    table whose rows read several datasets, e.g. MESM's raw-video rows and hand-crafted-feature baselines)."""
     from repro.data.registry import DEFAULT_SMOKE_DATASET
 
-    return str((table.get("smoke") or {}).get("fixture", DEFAULT_SMOKE_DATASET))
+    fixture = (table.get("smoke") or {}).get("fixture", DEFAULT_SMOKE_DATASET)
+    return [str(f) for f in fixture] if OmegaConf.is_list(fixture) or isinstance(fixture, list) else [str(fixture)]
 
 
 def write_smoke_fixture(table: DictConfig, out_root: Path) -> None:
-    """Write the SYNTHETIC fixture the smoke run reads (under `<out>/smoke_data`): the dataset registry's writer."""
+    """Write the SYNTHETIC fixtures the smoke run reads (under `<out>/smoke_data`): the dataset registry's writers."""
     from repro.data.registry import DATASETS, write_fixture
 
-    fixture = smoke_fixture(table)
-    if fixture not in DATASETS:
-        raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(DATASETS)}")
-    write_fixture(fixture, out_root / "smoke_data")
+    for fixture in smoke_fixtures(table):
+        if fixture not in DATASETS:
+            raise TableError(f"table {table.name}: unknown smoke fixture {fixture!r}; choose {sorted(DATASETS)}")
+        write_fixture(fixture, out_root / "smoke_data")
 
 
 def smoke_overrides(table: DictConfig, out_root: Path) -> list[str]:
-    """The overrides that point a smoke run at its fixture (no side effects: `render` needs them too)."""
+    """The overrides that point a smoke run at its fixtures (no side effects: `render` needs them too)."""
     from repro.data.registry import DATASETS
 
-    entry = DATASETS.get(smoke_fixture(table))
-    return [f"paths.data_dir={out_root / 'smoke_data'}", *(entry.fixture_overrides if entry else ()),
+    entries = [DATASETS[f] for f in smoke_fixtures(table) if f in DATASETS]
+    fixture_overrides = [o for entry in entries for o in entry.fixture_overrides]
+    return [f"paths.data_dir={out_root / 'smoke_data'}", *fixture_overrides,
             *(table.get("smoke") or {}).get("overrides", [])]
 
 
