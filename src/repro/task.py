@@ -383,7 +383,7 @@ class FusionTask(L.LightningModule):
         if scores.shape[0] == 0:
             return
         thresholds = self._thresholds_for(split, scores, labels)
-        values = emotion_metrics(scores, labels, thresholds, self.metric_names, self.emotions)
+        values = emotion_metrics(scores, labels, thresholds, self.metric_names, self.emotions, split=f"{split} split")
         # every process computed the same values from the same gathered epoch; sync_dist only averages equal numbers
         for name, value in values.items():
             self.log(f"{split}/{name}", value, prog_bar=split == "val" and name == "f1/mean", sync_dist=True)

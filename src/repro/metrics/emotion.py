@@ -122,18 +122,18 @@ def f1(c: BinaryCounts) -> np.ndarray:
     return _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn)
 
 
-def weighted_accuracy(c: BinaryCounts) -> np.ndarray:
+def weighted_accuracy(c: BinaryCounts, warn: bool = True) -> np.ndarray:
     """(TP·N/P + TN) / 2N = mean of the recalls of the classes present in the labels."""
     tpr, tnr = _ratio(c.tp, c.positives), _ratio(c.tn, c.negatives)
     both = (c.positives > 0) & (c.negatives > 0)
     one_class = ~both & (c.positives + c.negatives > 0)
-    if one_class.any():
+    if warn and one_class.any():
         warnings.warn(f"wacc: {int(one_class.sum())} emotion(s) with one class only in the labels; their weighted "
                       "accuracy is the recall of that class", RuntimeWarning, stacklevel=3)
     return np.where(both, (tpr + tnr) / 2, np.where(c.positives > 0, tpr, tnr))
 
 
-def roc_auc(scores, labels) -> np.ndarray:
+def roc_auc(scores, labels, warn: bool = True) -> np.ndarray:
     """(E,) ROC-AUC per emotion: P(score of a positive > score of a negative) + ½ P(equal), from average ranks.
     NaN (with a warning) for an emotion whose labels have one class only."""
     scores, true = _scores_and_labels(scores, labels)
@@ -145,13 +145,22 @@ def roc_auc(scores, labels) -> np.ndarray:
         ranks = rankdata(scores[:, e], method="average")
         aucs[e] = (ranks[true[:, e]].sum() - p * (p + 1) / 2) / (p * n)
     undefined = int(np.isnan(aucs).sum())
-    if undefined:
+    if warn and undefined:
         warnings.warn(f"auc: {undefined} emotion(s) with one class only in the labels; their ROC-AUC is undefined "
                       "(NaN) and left out of auc/mean", RuntimeWarning, stacklevel=2)
     return aucs
 
 
-_THRESHOLDED = {"acc": accuracy, "wacc": weighted_accuracy, "f1": f1, "precision": precision, "recall": recall}
+_THRESHOLDED = {"acc": accuracy, "wacc": lambda c: weighted_accuracy(c, warn=False), "f1": f1, "precision": precision,
+                "recall": recall}
+
+
+def _warn_one_class(counts: BinaryCounts, emotions: Sequence[str], names: Sequence[str], split: str) -> None:
+    affected = [n for n in ("auc", "wacc") if n in names]
+    one_class = [e for e, p, n in zip(emotions, counts.positives, counts.negatives) if p == 0 or n == 0]
+    if affected and one_class:
+        warnings.warn(f"{split}: emotion(s) {one_class} have one class only; their auc is NaN (left out of "
+                      "auc/mean), their wacc the recall of the class present", RuntimeWarning, stacklevel=3)
 
 
 def tune_thresholds(scores, labels, grid: Sequence[float] = THRESHOLD_GRID) -> np.ndarray:
@@ -169,8 +178,10 @@ def check_metric_names(names: Sequence[str]) -> None:
                          "(set data.metrics; each is computed per emotion and as '<name>/mean')")
 
 
-def emotion_metrics(scores, labels, thresholds, names: Sequence[str], emotions: Sequence[str]) -> dict[str, float]:
-    """``<name>/<emotion>``, ``<name>/mean`` for each metric name, and ``threshold/<emotion>``, as floats."""
+def emotion_metrics(scores, labels, thresholds, names: Sequence[str], emotions: Sequence[str],
+                    split: str = "these labels") -> dict[str, float]:
+    """``<name>/<emotion>``, ``<name>/mean`` for each metric name, and ``threshold/<emotion>``, as floats; one
+    warning naming the emotions with one class only in `split` where that changes ``auc`` / ``wacc``."""
     check_metric_names(names)
     scores, true = _scores_and_labels(scores, labels)
     emotions = list(emotions)
@@ -179,9 +190,10 @@ def emotion_metrics(scores, labels, thresholds, names: Sequence[str], emotions: 
         raise ValueError(f"{len(emotions)} emotions, {scores.shape[1]} score columns and {thresholds.size} "
                          "thresholds must agree (set data.emotions / data.num_classes)")
     counts = binary_counts(predict(scores, thresholds), true)
+    _warn_one_class(counts, emotions, names, split)
     values: dict[str, float] = {}
     for name in names:
-        per_emotion = roc_auc(scores, true) if name == "auc" else _THRESHOLDED[name](counts)
+        per_emotion = roc_auc(scores, true, warn=False) if name == "auc" else _THRESHOLDED[name](counts)
         values.update({f"{name}/{e}": float(v) for e, v in zip(emotions, per_emotion)})
         defined = per_emotion[~np.isnan(per_emotion)]
         values[f"{name}/mean"] = float(defined.mean()) if defined.size else float("nan")
