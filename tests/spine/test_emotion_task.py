@@ -22,7 +22,7 @@ from repro.models.fusion.unimodal import UnimodalNet
 from repro.models.net import FusionNet, NetOutput
 from repro.results import read_record
 from repro.task import TASK_KINDS, FusionTask
-from repro.train import build_datamodule, build_net, build_task, run
+from repro.train import build_datamodule, build_net, build_task, build_trainer, run
 from tests.conftest import FAST, compose_train
 
 EMOTIONS = ["ang", "hap", "sad"]
@@ -202,6 +202,8 @@ def separable(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_a_separable_problem_is_learnt_far_above_chance(tmp_path):
+    """A linear layer, 12 epochs: measured val f1/mean 0.963 / 0.953 / 0.964 and auc/mean 0.998 at seeds 0-2, against
+    0.365 for predicting every emotion present (positive rates 0.23, 0.16, 0.29)."""
     torch.manual_seed(0)
     net = UnimodalNet({"x": nn.Linear(8, 3)}, 3, "x")
     task = FusionTask(net, task="emotion_bce", num_classes=3, metrics=METRICS, emotions=EMOTIONS,
@@ -239,7 +241,10 @@ def test_pos_weight_auto_is_negatives_over_positives_of_the_train_labels(tmp_pat
 
 def test_train_py_records_the_thresholds_and_stops_on_f1_mean(tmp_path, data_dir):
     overrides = [*EMOTION_BCE, *FAST[1:], "trainer.max_epochs=3", "protocol.early_stopping_patience=1"]
-    run(compose_train(overrides, tmp_path, data_dir))
+    cfg = compose_train(overrides, tmp_path, data_dir)
+    monitors = {type(c).__name__: c.monitor for c in build_trainer(cfg).callbacks if hasattr(c, "monitor")}
+    assert monitors == {"LastEveryEpochCheckpoint": "val/f1/mean", "EarlyStopping": "val/f1/mean"}
+    run(cfg)
     record = read_record(tmp_path / "results.json")
     assert record["status"] == "completed"
     assert record["protocol"]["thresholds"] == "tuned" and record["protocol"]["monitor"] == "f1/mean"
