@@ -145,8 +145,9 @@ def test_tuned_thresholds_equal_the_authors_search(seed):
 
 def test_ties_go_to_the_smallest_threshold_and_the_best_f1_wins():
     # emotion a: every threshold below 0.6 gives the same predictions {0.6, 0.9} -> F1 = 1 from 0.05 to 0.55: 0.05
-    # emotion b: one positive at 0.42 among negatives at 0.3 and 0.5 -> 0.3 < t < 0.42 isolates it: 0.30 (F1 = 1;
-    #   at t = 0.30, 0.3 > 0.3 is false, so the negative at 0.3 is not predicted)
+    # emotion b: one positive at 0.42, negatives at 0.3, 0.5, 0.01: t < 0.30 predicts {0.3, 0.42, 0.5} (F1 1/2),
+    #   0.30 <= t <= 0.40 predicts {0.42, 0.5} (F1 2/3), t >= 0.45 misses the positive (F1 0) -> 0.30, the smallest
+    #   of the three ties; it is 0.30 only because the rule is strict (0.3 > 0.3 is false; with >= it would be 0.35)
     scores = np.array([[0.6, 0.3], [0.9, 0.42], [0.02, 0.5], [0.01, 0.01]])
     labels = np.array([[1, 0], [1, 1], [0, 0], [0, 0]])
     assert tune_thresholds(scores, labels).tolist() == [0.05, 0.3]
