@@ -391,6 +391,9 @@ class FusionTask(L.LightningModule):
     def _thresholds_for(self, split: str, scores: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """fixed_0.5: 0.5. tuned: chosen on this epoch's validation (kept in `chosen_thresholds`), applied to test;
         the train split is scored at thresholds tuned on its own scores, as the authors' train statistics."""
+        if self.chosen_thresholds.dtype != torch.float64:  # a "*-true" precision cast every buffer of the module
+            raise ConfigError(f"emotion_bce keeps its thresholds in float64, but trainer.precision cast them to "
+                              f"{self.chosen_thresholds.dtype}; use trainer.precision=32-true or bf16-mixed")
         if self.threshold_mode == "fixed_0.5" or split == "test":
             chosen = self.chosen_thresholds.detach().cpu().numpy()
             if np.isnan(chosen).any():

@@ -256,3 +256,8 @@ def test_train_py_records_the_thresholds_and_stops_on_f1_mean(tmp_path, data_dir
         assert [record["metrics"][split][f"threshold/{g}"] for g in GENRES] == pytest.approx(list(thresholds.values()))
     assert record["metrics"]["best_epoch"] is not None
     assert (tmp_path / "checkpoints").is_dir()
+
+
+def test_a_precision_that_casts_buffers_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="use trainer.precision=32-true or bf16-mixed"):
+        trainer(tmp_path, precision="bf16-true").validate(make_task(), loader(*VAL), verbose=False)
