@@ -6,7 +6,10 @@ Schema (DESIGN.md, "Results record"): `schema`, `run_id`, `status` (completed | 
 `peak_memory`, `wall_time_s`, `hardware`, `versions` (with `git_commit`, `git_dirty`), `config` (resolved),
 `synthetic` (the reader read SYNTHETIC fixture data), `debug` and `identity` (`repro.provenance`: what a table
 compares before it counts the record), and `resumed` for a run continued with `train.py resume=` (each resume: after
-which epoch, from which checkpoint; `repro.resume`). Tables are computed from these records only.
+which epoch, from which checkpoint; `repro.resume`). Task kind `emotion_bce` adds `protocol.thresholds` (tuned |
+fixed_0.5) and `metrics.thresholds` ({emotion: the threshold the test applied}); a network reporting feature FLOPs
+adds `feature_gflops` to `metrics.val` / `metrics.test` (MESM's GFLOPs per sample). Tables are computed from these
+records only.
 """
 
 from __future__ import annotations

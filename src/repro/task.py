@@ -15,13 +15,25 @@ A task kind says how logits and labels become a loss and metric inputs; `TASK_KI
                       `repro.metrics.per_label` per emotion on the argmax (option ``emotions``: the names).
 - ``multitrait``      one real score per trait (POM speaker traits, RMFN T3): (B, K) outputs, (B, K) float labels,
                       loss ``l1`` / ``mse``; metrics per trait (options ``traits``, ``trait_ranges``).
+- ``emotion_bce``     MESM's protocol (IMPLEMENTATION-NOTES §5.4-5.5): one logit per emotion, (B, E), (B, E) float
+                      0/1 labels (IEMOCAP's one-hot 6 classes too), ``BCEWithLogitsLoss(pos_weight)`` (``auto`` =
+                      #neg/#pos per emotion on the train labels); metrics `repro.metrics.emotion` computed once per
+                      epoch from the gathered sigmoid scores (options ``emotions``, ``thresholds``: ``tuned`` |
+                      ``fixed_0.5``). Tuned: validation chooses each emotion's threshold (max binary F1 on the grid
+                      0.05..0.95) and is scored at it; the thresholds live in the buffer ``chosen_thresholds``, saved
+                      in every checkpoint, so testing the selected checkpoint applies the thresholds chosen on
+                      validation at that epoch (the authors' "test with the valid thresholds, report the best epoch");
+                      train is scored at thresholds tuned on train (the authors' train statistics). Logged as
+                      ``<split>/<metric>/<emotion>``, ``<split>/<metric>/mean``, ``<split>/threshold/<emotion>``.
 
 A new kind is one more `TaskKind` entry: its criterion factory, its metric builder, and the options each of them
 reads. The network decides the final loss through
 `FusionNet.compute_loss` (multitask heads, the multiplicative combination's down-weighted loss, auxiliary
 alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
-``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A non-finite loss stops training with
-one line saying where and what to change.
+``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A network that reports ``feature_flops`` (a
+(B,) tensor of feature-extraction FLOPs per sample, MESM §4 / Table 3) in its output's extras gets their mean logged as
+``<split>/feature_gflops`` (GFLOPs per sample). A non-finite loss stops training with one line saying where and what
+to change.
 
 Optimisation comes from `repro.optimization`: one optimiser (with parameter groups) and Lightning's automatic
 optimisation, or — `optimizer.alternating` — one optimiser per branch stepped in turn on each batch with manual
@@ -43,6 +55,13 @@ from torch import nn
 
 from repro.config import ConfigError
 from repro.metrics import build_classification_metrics, build_multilabel_metrics, build_sentiment_metrics
+from repro.metrics.emotion import (
+    FIXED_THRESHOLD,
+    build_emotion_bce_metrics,
+    check_threshold_mode,
+    emotion_metrics,
+    tune_thresholds,
+)
 from repro.metrics.per_label import build_emotion_metrics, build_trait_metrics
 from repro.models.net import FusionNet
 from repro.optimization import (
@@ -167,6 +186,9 @@ class TaskKind:
     metric_target: Callable[[torch.Tensor], torch.Tensor] = _identity  # batch label -> metric target
     criterion_options: tuple[str, ...] = ()
     metric_options: tuple[str, ...] = ()
+    # True: the metrics are computed by the task once per epoch from the epoch's gathered predictions (thresholds
+    # chosen on them first), not logged batch by batch
+    epoch_end: bool = False
 
 
 TASK_KINDS: dict[str, TaskKind] = {
@@ -207,7 +229,20 @@ TASK_KINDS: dict[str, TaskKind] = {
         criterion_options=("loss",),
         metric_options=("traits", "trait_ranges"),
     ),
+    "emotion_bce": TaskKind(
+        criterion=_multilabel_criterion,  # the same weighted BCE: MESM's `bce` loss
+        metrics=build_emotion_bce_metrics,
+        target=_to_float,
+        preds=torch.sigmoid,            # thresholds and AUC read sigmoid scores
+        metric_target=_to_float,
+        criterion_options=("pos_weight",),
+        metric_options=("emotions", "thresholds"),
+        epoch_end=True,
+    ),
 }
+
+# options a kind reads that have a default (the others must be configured)
+OPTIONAL_METRIC_OPTIONS = ("threshold", "thresholds")
 
 
 def auto_pos_weight(labels) -> list[float]:
@@ -240,6 +275,7 @@ class FusionTask(L.LightningModule):
         emotions: Sequence[str] | None = None,
         traits: Sequence[str] | None = None,
         trait_ranges: Sequence[Sequence[float]] | None = None,
+        thresholds: str | None = None,
         branch_ce: bool = False,
     ):
         super().__init__()
@@ -249,7 +285,7 @@ class FusionTask(L.LightningModule):
         self.task = task
         self.kind = TASK_KINDS[task]
         options = {"threshold": threshold, "pos_weight": pos_weight, "loss": loss, "emotions": emotions,
-                   "traits": traits, "trait_ranges": trait_ranges}
+                   "traits": traits, "trait_ranges": trait_ranges, "thresholds": thresholds}
         unused = [k for k, v in options.items() if v is not None
                   and k not in self.kind.criterion_options + self.kind.metric_options]
         if unused:
@@ -265,7 +301,7 @@ class FusionTask(L.LightningModule):
         self.automatic_optimization = not self.optimization.alternating
         # `<split>/branch_ce` on val/test: the mean of the per-branch losses, the MSAF/MMTM NTU selection metric
         self.log_branch_ce = bool(branch_ce or self.optimization.alternating)
-        missing = [k for k in self.kind.metric_options if options[k] is None and k != "threshold"]
+        missing = [k for k in self.kind.metric_options if options[k] is None and k not in OPTIONAL_METRIC_OPTIONS]
         if missing:
             raise ValueError(f"task kind {task!r} needs {missing} (set data.{missing[0]})")
         metric_kw = {k: options[k] for k in self.kind.metric_options if options[k] is not None}
@@ -277,6 +313,16 @@ class FusionTask(L.LightningModule):
         criterion_kw = {k: options[k] for k in self.kind.criterion_options if options[k] is not None}
         # A module, so that tensors it holds (pos_weight) follow the task to its device.
         self.criterion = self.kind.criterion(num_classes, **criterion_kw)
+        if self.kind.epoch_end:
+            self._init_thresholds(list(metrics), list(emotions), thresholds or "tuned")
+
+    def _init_thresholds(self, metric_names: list[str], emotions: list[str], mode: str) -> None:
+        """The per-emotion decision thresholds: 0.5 (fixed_0.5), or NaN until validation chooses them (tuned).
+        A float64 buffer: saved in checkpoints, and the grid values stay exact (0.15, not 0.15000000596)."""
+        self.metric_names, self.emotions = metric_names, emotions
+        self.threshold_mode = check_threshold_mode(mode)
+        start = FIXED_THRESHOLD if mode == "fixed_0.5" else float("nan")
+        self.register_buffer("chosen_thresholds", torch.full((len(emotions),), start, dtype=torch.float64))
 
     def forward(self, batch):
         return self.net(batch)
@@ -295,6 +341,7 @@ class FusionTask(L.LightningModule):
         loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
         self._check_finite(loss, parts, split)
         self._log(split, loss, parts, out.logits, label)
+        self._log_feature_flops(split, out.extras.get("feature_flops"), label.shape[0])
         if split != "train" and self.log_branch_ce:
             self.log(f"{split}/branch_ce", self.branch_ce(out, self.kind.target(label)), batch_size=label.shape[0],
                      sync_dist=True)
@@ -319,7 +366,54 @@ class FusionTask(L.LightningModule):
                 self.log(f"train/loss_{name}", value, batch_size=batch_size)
         metrics = self.metrics[f"{split}_metrics"]
         metrics.update(self.kind.preds(logits.detach().float()), self.kind.metric_target(label))
-        self.log_dict(metrics, prog_bar=split == "val", batch_size=batch_size)
+        if not self.kind.epoch_end:
+            self.log_dict(metrics, prog_bar=split == "val", batch_size=batch_size)
+
+    def _log_feature_flops(self, split: str, flops: torch.Tensor | None, batch_size: int) -> None:
+        """Mean feature-extraction GFLOPs per sample over the epoch (weighted by batch size: the per-sample mean)."""
+        if flops is not None:
+            self.log(f"{split}/feature_gflops", flops.detach().double().mean().float() / 1e9, batch_size=batch_size,
+                     sync_dist=split != "train")
+
+    def _log_epoch_metrics(self, split: str) -> None:
+        """Thresholds for this split, then every metric at them, from the epoch's scores gathered over processes."""
+        gathered = self.metrics[f"{split}_metrics"]["scores"]
+        scores, labels = gathered.compute()
+        gathered.reset()
+        if scores.shape[0] == 0:
+            return
+        thresholds = self._thresholds_for(split, scores, labels)
+        values = emotion_metrics(scores, labels, thresholds, self.metric_names, self.emotions, split=f"{split} split")
+        # every process computed the same values from the same gathered epoch; sync_dist only averages equal numbers
+        for name, value in values.items():
+            self.log(f"{split}/{name}", value, prog_bar=split == "val" and name == "f1/mean", sync_dist=True)
+
+    def _thresholds_for(self, split: str, scores: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """fixed_0.5: 0.5. tuned: chosen on this epoch's validation (kept in `chosen_thresholds`), applied to test;
+        the train split is scored at thresholds tuned on its own scores, as the authors' train statistics."""
+        if self.chosen_thresholds.dtype != torch.float64:  # a "*-true" precision cast every buffer of the module
+            raise ConfigError(f"emotion_bce keeps its thresholds in float64, but trainer.precision cast them to "
+                              f"{self.chosen_thresholds.dtype}; use trainer.precision=32-true or bf16-mixed")
+        if self.threshold_mode == "fixed_0.5" or split == "test":
+            chosen = self.chosen_thresholds.detach().cpu().numpy()
+            if np.isnan(chosen).any():
+                raise ConfigError("emotion_bce: testing needs the thresholds chosen on validation, and none were "
+                                  "chosen yet; validate (or load a checkpoint of a validated run) before testing, "
+                                  "or set data.thresholds=fixed_0.5")
+            return chosen
+        tuned = tune_thresholds(scores, labels)
+        if split == "val":
+            self.chosen_thresholds.copy_(torch.as_tensor(tuned, dtype=torch.float64))
+        return tuned
+
+    def threshold_record(self) -> dict | None:
+        """The threshold protocol for the results record: mode and the thresholds a test applies; None for kinds
+        without thresholds."""
+        if not self.kind.epoch_end:
+            return None
+        values = self.chosen_thresholds.detach().cpu().tolist()
+        return {"mode": self.threshold_mode,
+                "values": {e: (None if np.isnan(t) else round(t, 6)) for e, t in zip(self.emotions, values)}}
 
     def training_step(self, batch, batch_idx):
         if self.optimization.alternating:
@@ -374,14 +468,24 @@ class FusionTask(L.LightningModule):
         return metrics[monitor]
 
     def on_train_epoch_end(self) -> None:
+        if self.kind.epoch_end:
+            self._log_epoch_metrics("train")
         if self.optimization.alternating and self.optimization.interval == "epoch":
             self._step_schedulers(self.current_epoch + 1)
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        if self.kind.epoch_end:
+            self._log_epoch_metrics("val")
+
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        if self.kind.epoch_end:
+            self._log_epoch_metrics("test")
 
     def configure_optimizers(self):
         optimizers = build_optimizers(self.net, self.optimization)

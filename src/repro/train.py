@@ -159,6 +159,8 @@ def build_task(cfg: DictConfig, net: FusionNet, datamodule: MultimodalDataModule
             extra[key] = OmegaConf.to_container(cfg.data[key])
     if cfg.data.get("trait_ranges") is not None:
         extra["trait_ranges"] = resolve_trait_ranges(cfg, datamodule)
+    if cfg.data.get("thresholds") is not None:  # emotion_bce: tuned (on validation) | fixed_0.5
+        extra["thresholds"] = str(cfg.data.thresholds)
     if cfg.protocol.get("monitor") == "branch_ce":  # selection on the mean branch loss (NTU MSAF/MMTM protocol)
         extra["branch_ce"] = True
     return FusionTask(
@@ -239,6 +241,22 @@ def checkpoint_epoch(path: str | None) -> int | None:
     return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
 
 
+def record_threshold_mode(record: dict, task: FusionTask) -> None:
+    """`protocol.thresholds`: how a thresholded task kind (emotion_bce) decides (tuned on validation | fixed_0.5)."""
+    thresholds = task.threshold_record()
+    if thresholds is not None:
+        record["protocol"]["thresholds"] = thresholds["mode"]
+
+
+def record_thresholds(record: dict, task: FusionTask) -> None:
+    """`metrics.thresholds`: {emotion: threshold} the test applied — after `trainer.test(ckpt_path=...)` the task
+    holds the tested checkpoint's, i.e. those chosen on validation at the selected epoch. (Also logged, in float32,
+    as `<split>/threshold/<emotion>`; the network's `feature_flops` are `<split>/feature_gflops`.)"""
+    thresholds = task.threshold_record()
+    if thresholds is not None:
+        record["metrics"]["thresholds"] = thresholds["values"]
+
+
 def first_results(results: list[dict]) -> dict[str, float]:
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
 
@@ -277,6 +295,7 @@ def run(cfg: DictConfig) -> float | None:
         if is_writer:
             print(f"network: {network_name(net)} (data={record['data']} fusion={record['fusion']})", flush=True)
         task = build_task(cfg, net, datamodule)
+        record_threshold_mode(record, task)
         trainer = build_trainer(cfg)
         record["params"] = parameter_summary(net)
         for lg in trainer.loggers:
@@ -291,6 +310,7 @@ def run(cfg: DictConfig) -> float | None:
                                                        verbose=False)), "test")
         record["metrics"] = {"val": val, "test": test, "best_epoch": checkpoint_epoch(ckpt),
                              "epochs_run": trainer.current_epoch, "checkpoint": ckpt}
+        record_thresholds(record, task)
         if cfg.count_flops:
             sample = batch_to(next(iter(datamodule.val_dataloader())), 2)
             n = len(sample["label"])
