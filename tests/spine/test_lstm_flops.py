@@ -28,3 +28,16 @@ def test_lstm_flops_counted(bidirectional, packed):
     # per token and direction: 4H·I + 4H·H multiply-adds; layer 2 reads H·directions inputs
     want = 2 * tokens * sum(p.numel() for name, p in lstm.named_parameters() if name.startswith("weight"))
     assert forward_flops(_LastOutput(lstm, packed), x)["forward_per_sample"] == want
+
+
+def test_batch_to_keeps_the_concatenated_rows_of_the_first_samples():
+    """MESM-style batches concatenate every sample's frames (`video` (ΣF, ...) with `video_counts`): cutting the batch
+    to 2 samples keeps exactly the first two samples' frames, not the first two frames."""
+    from repro.models.complexity import batch_to
+
+    counts = torch.tensor([3, 1, 4])
+    video = torch.arange(8).float().view(8, 1)
+    batch = {"video": video, "video_counts": counts, "label": torch.zeros(3, 6), "id": ["a", "b", "c"]}
+    cut = batch_to(batch, 2)
+    assert cut["video"].flatten().tolist() == [0, 1, 2, 3]
+    assert cut["video_counts"].tolist() == [3, 1] and cut["label"].shape == (2, 6) and cut["id"] == ["a", "b"]

@@ -68,8 +68,14 @@ def forward_flops(module: nn.Module, inputs, per_sample_of: int | None = None) -
 
 
 def batch_to(batch: Mapping, n: int) -> dict:
-    """The first `n` samples of a collated batch (tensors sliced, lists cut)."""
-    return {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    """The first `n` samples of a collated batch (tensors sliced, lists cut). A modality whose items of all samples are
+    concatenated (MESM's face frames / spectrogram chunks: `<key>` (ΣF, ...) with `<key>_counts` (B,)) keeps the
+    rows of its first `n` samples."""
+    out = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    for key, counts in batch.items():
+        if key.endswith("_counts") and key[: -len("_counts")] in batch:
+            out[key[: -len("_counts")]] = batch[key[: -len("_counts")]][: int(counts[:n].sum())]
+    return out
 
 
 def peak_memory() -> dict:
