@@ -94,6 +94,12 @@ bench-ravdess-data: $(STAMP) ## RAVDESS data speed: prepared layout → DataLoad
 bench-ntu-data: $(STAMP) ## NTU RGB data speed: prepared 256² avi → DataLoader (2 workers, 32×224², train transforms) vs a uint8 frame store, and the 1080p → 256² preparation per core → outputs/bench/ntu_data.json
 	$(PY) scripts/bench_ntu_data.py $(ARGS)
 
+bench-ntu: $(STAMP) ## NTU networks vs the authors' structures: train step of HCN (batch 64), I3D (2 × 32×224²), inflated ResNet-50 (2 × 8×224²), fp32 / channels-last, one process each, ratio ours/authors → outputs/bench/ntu_models_cpu.json
+	$(PY) scripts/bench_ntu.py $(ARGS)
+
+bench-ntu-skeleton: $(STAMP) ## NTU skeleton cache build at release size: 56,880 SYNTHETIC .skeleton files (~13.5 GB in /tmp, deleted after), 1 vs 2 parse workers → outputs/bench/ntu_skeleton_parse.json
+	$(PY) scripts/bench_ntu_skeleton.py $(ARGS)
+
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
 
@@ -159,7 +165,7 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-memory search \
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-ntu bench-ntu-skeleton bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \

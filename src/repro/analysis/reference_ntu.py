@@ -198,10 +198,11 @@ class AuthorsInflatedResNet(nn.Module):
 class AuthorsVisual(nn.Module):
     """MFAS's ``Visual``: (B, T, H, W, C) frames → (fm1, fm2, fm3, fm4, pooled, logits)."""
 
-    def __init__(self, num_classes: int = 60, frames: int = 8):
+    def __init__(self, num_classes: int = 60, frames: int = 8, pool_size: int = 7):
         super().__init__()
         self.cnn = AuthorsInflatedResNet()
-        self.avgpool_Tx7x7 = nn.AvgPool3d((frames, 7, 7))
+        # theirs: (T, 7, 7), layer4's whole map at 224²; `pool_size` only lets a smaller clip run (benchmark --quick)
+        self.avgpool_Tx7x7 = nn.AvgPool3d((frames, pool_size, pool_size))
         self.D = 2048
         self.classifier = nn.Linear(self.D, num_classes)
 
@@ -259,7 +260,7 @@ class ForkMixed(nn.Module):
 class ForkI3D(nn.Module):
     """The fork's ``I3D``: ``features`` indices 0..18 as theirs (the MSAF network cuts it at 13 and 15)."""
 
-    def __init__(self, num_classes: int = 60, dropout: float = 0.5, in_channels: int = 3):
+    def __init__(self, num_classes: int = 60, dropout: float = 0.5, in_channels: int = 3, head_pool=(2, 7, 7)):
         super().__init__()
         mixed = {name: ForkMixed(*spec) for name, spec in INCEPTION_WIDTHS.items()}
         self.features = nn.Sequential(
@@ -273,7 +274,7 @@ class ForkI3D(nn.Module):
             mixed["Mixed_4b"], mixed["Mixed_4c"], mixed["Mixed_4d"], mixed["Mixed_4e"], mixed["Mixed_4f"],
             nn.MaxPool3d(2, stride=2),
             mixed["Mixed_5b"], mixed["Mixed_5c"],
-            nn.AvgPool3d((2, 7, 7), stride=1),
+            nn.AvgPool3d(tuple(head_pool), stride=1),  # theirs (2, 7, 7); smaller only for tiny benchmark clips
             nn.Dropout3d(dropout),
             nn.Conv3d(1024, num_classes, kernel_size=1, bias=True),
         )
@@ -343,7 +344,7 @@ class PiergiajInception(nn.Module):
 class PiergiajI3D(nn.Module):
     """piergiaj's ``InceptionI3d`` up to ``Logits``; endpoints registered under their names, in their order."""
 
-    def __init__(self, num_classes: int = 400, dropout: float = 0.5, in_channels: int = 3):
+    def __init__(self, num_classes: int = 400, dropout: float = 0.5, in_channels: int = 3, head_pool=(2, 7, 7)):
         super().__init__()
         pool = MaxPool3dSamePadding
         endpoints = {
@@ -362,7 +363,7 @@ class PiergiajI3D(nn.Module):
         self.endpoint_names = tuple(endpoints)
         for name, module in endpoints.items():
             self.add_module(name, module)
-        self.avg_pool = nn.AvgPool3d(kernel_size=(2, 7, 7), stride=(1, 1, 1))
+        self.avg_pool = nn.AvgPool3d(kernel_size=tuple(head_pool), stride=(1, 1, 1))  # theirs (2, 7, 7)
         self.dropout = nn.Dropout(dropout)
         self.logits = Unit3D(1024, num_classes, activation=None, use_batch_norm=False, use_bias=True)
 
