@@ -40,7 +40,6 @@ the QUIRK becomes −mean/std after it, as in the authors' code (they normalise 
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
@@ -243,7 +242,7 @@ class NTUReader(Reader):
     def __init__(self, root: str | Path, protocol: str = "mfas", frames: int = 32, frame_size: int = CROP_SIZE,
                  window: int = WINDOW, temporal_crop: float | None = 0.5, quirk_last_frame_zero: bool = False,
                  quirk_bgr: bool = False, quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True,
-                 parse_workers: int = 1, rgb_dir: str = RGB_DIR):
+                 parse_workers: int | None = None, rgb_dir: str = RGB_DIR):
         self.root = Path(root)
         if int(frames) < 1:
             raise DataError(f"data.reader.frames={frames}: expected a positive number of frames (I3D 32, inflated "
@@ -253,9 +252,8 @@ class NTUReader(Reader):
         self.frames, self.frame_size = int(frames), int(frame_size)
         self.quirk_last_frame_zero, self.quirk_bgr = bool(quirk_last_frame_zero), bool(quirk_bgr)
         self.rgb_folder = self.root / rgb_dir
-        extra = {"parse_workers": int(parse_workers)} if _accepts(NTUSkeletonReader, "parse_workers") else {}
         self.skeletons = NTUSkeletonReader(self.root, protocol, window, quirk_absent_body_minus_origin,
-                                           exclude_missing, temporal_crop, **extra)
+                                           exclude_missing, temporal_crop, parse_workers)
         self.temporal_crop = self.skeletons.temporal_crop  # one p_interval for both, as the authors' AugCrop
 
     def rgb_files(self) -> dict[str, Path]:
@@ -292,8 +290,3 @@ class NTUReader(Reader):
         if self.reads("skeleton"):
             arrays["skeleton"] = data.arrays["skeleton"]
         return ArrayDataset(arrays, data.labels, data.ids)
-
-
-def _accepts(cls: type, argument: str) -> bool:
-    """Whether `cls(...)` takes `argument` (the skeleton reader gains ``parse_workers`` in a parallel change)."""
-    return argument in inspect.signature(cls).parameters
