@@ -24,7 +24,7 @@ def test_quick_models_record_fields_and_ratios(tmp_path):
     assert set(results["hcn"]["ours"]) == {"fp32"} and set(results["resnet"]["authors"]) == {"fp32", "channels_last"}
     params = {"hcn": 1_062_652, "resnet": 46_265_468}
     for net, by_impl in results.items():
-        for impl, by_layout in by_impl.items():
+        for by_layout in by_impl.values():
             for r in by_layout.values():
                 assert "error" not in r, r
                 assert r["steps_timed"] == 2 and len(r["step_s"]["all"]) == 2 and r["torch_threads"] == 1

@@ -264,8 +264,9 @@ class NTUSkeletonReader(Reader):
 
     def __init__(self, root: str | Path, protocol: str = "mfas", window: int = WINDOW,
                  quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True,
-                 temporal_crop: float | None = 0.5):
+                 temporal_crop: float | None = 0.5, parse_workers: int | None = None):
         self.root = Path(root)
+        self.parse_workers = None if parse_workers is None else int(parse_workers)  # null = every core
         self.protocol = str(protocol)
         self.window = int(window)
         if self.window < 1:
