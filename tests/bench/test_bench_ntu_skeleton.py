@@ -1,6 +1,7 @@
 """scripts/bench_ntu_skeleton.py at a small size (300 SYNTHETIC files from 20 templates): the generated folder has the
 release's statistics, both builds ran (1 and 2 parse workers) and produced byte-identical caches, and the rates and
-release extrapolation are computed from the record's own numbers (the measured run: results/bench/ntu_skeleton_parse.json)."""
+release extrapolation are computed from the record's own numbers (the measured run:
+results/bench/ntu_skeleton_parse.json)."""
 
 from __future__ import annotations
 
