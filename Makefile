@@ -76,6 +76,9 @@ gpu-wheels: ## Fetch the wheels scripts/gpu_check.sh needs on a lent GPU machine
 	mkdir -p .whl
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
 		hydra-core==1.3.2 omegaconf==2.3.0
+	# PyAV for PARTS=ntu (its wheel bundles FFmpeg); optional ("-"): its platform tag is not checked here
+	-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 -d .whl av==18.1.0
 	python3 -m pip download -q --no-deps --no-binary=:all: -d .whl/src antlr4-python3-runtime==4.9.3
 	python3 -m pip wheel -q --no-deps -w .whl .whl/src/antlr4-python3-runtime-4.9.3.tar.gz && rm -r .whl/src
 
