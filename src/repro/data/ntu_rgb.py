@@ -4,7 +4,7 @@
 Layout under ``root`` (``${paths.data_dir}/ntu``): the release's ``nturgbd_skeletons/*.skeleton`` and the RGB videos
 ``nturgbd_rgb/avi_256x256_30/<stem>_rgb.avi``, 256×256 at 30 fps, as ``scripts/prepare_ntu.py``
 (`repro.data.ntu_prepare`) writes them from the release's 1920×1080 ``nturgbd_rgb/*_rgb.avi`` (the authors' ffmpeg
-resize). Decoding the prepared avi per sample is the default storage (docs/ntu-rgb.md: measured against a uint8
+resize). Decoding the prepared avi per sample is the default storage (docs/ntu.md: measured against a uint8
 frame store, which would take ~205 GB for the release).
 
 Pairing: RGB and skeleton files are matched by sample stem (``SsssCcccPpppRrrrAaaa``), never by sorted position (the
@@ -59,7 +59,7 @@ PREPARED_SIZE = 256  # the authors' ffmpeg resize (avi_256x256_30)
 CROP_SIZE = 224  # VisualRandomCrop(224) of the 256² frames
 EMPTY = -1  # a slot the authors' loader never fills (stays zero)
 PREPARE_HINT = ("python scripts/prepare_ntu.py --root <the NTU folder> [--src <folder with the release's *_rgb.avi>] "
-                "(resumable; docs/ntu-rgb.md)")
+                "(resumable; docs/ntu.md)")
 
 
 def loaded_slots(num_frames: int, quirk_last_frame_zero: bool = False) -> np.ndarray:
