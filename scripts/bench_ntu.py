@@ -77,6 +77,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="torch threads in each timed process")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default per net: HCN 20, 3-D nets 5)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default HCN 3, 3-D nets 1)")
+    p.add_argument("--hcn-rounds", type=int, default=3, help="HCN: ours/authors process pairs run in turn; the steps "
+                   "of all rounds pooled (a cheap net on a shared machine: alternation evens out the load)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 steps (a plumbing test, not a measurement)")
     p.add_argument("--out", default=None, help="JSON record (default outputs/bench/ntu_models_cpu.json, or "
                    "outputs/bench/msaf_ntu_<device>.json for --suite msaf)")
@@ -193,6 +195,22 @@ def run_child(args, net: str, impl: str, layout: str) -> dict:
         return json.loads(out.read_text())
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Several processes' results of one variant as one: their timed steps pooled, the largest peak RSS, the load
+    before the first and after the last; each round's median kept."""
+    if len(runs) == 1 or any("error" in r for r in runs):
+        return runs[0] if len(runs) == 1 else next(r for r in runs if "error" in r)
+    times = [t for r in runs for t in r["step_s"]["all"]]
+    q = statistics.quantiles(times, n=4)
+    out = dict(runs[0])
+    out.update({"step_s": {"median": statistics.median(times), "q1": q[0], "q3": q[2], "all": times},
+                "steps_timed": len(times), "rounds": len(runs),
+                "round_medians": [r["step_s"]["median"] for r in runs],
+                "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+                "loadavg_after": runs[-1]["loadavg_after"]})
+    return out
+
+
 def ratios_of(results: dict) -> dict:
     """ours / authors median step time per net and layout (below 1: ours faster), and the peak-RSS ratio."""
     out = {}
@@ -230,9 +248,14 @@ def suite_models(args) -> dict:
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "loadavg_start": list(os.getloadavg()),
               "hardware": hardware(), "versions": versions(), "results": {}}
     for net in nets:
+        rounds = args.hcn_rounds if net == "hcn" else 1
         for layout in (["fp32"] if net == "hcn" else layouts):  # HCN is 2-D and tiny: one layout
-            for impl in IMPLEMENTATIONS:  # ours and theirs alternate: a drifting load hits both
-                r = run_child(args, net, impl, layout)
+            runs = {impl: [] for impl in IMPLEMENTATIONS}
+            for _ in range(rounds):
+                for impl in IMPLEMENTATIONS:  # ours and theirs alternate: a drifting load hits both
+                    runs[impl].append(run_child(args, net, impl, layout))
+            for impl in IMPLEMENTATIONS:
+                r = pooled(runs[impl])
                 record["results"].setdefault(net, {}).setdefault(impl, {})[layout] = r
                 line = (f"{r['step_s']['median']:.3f} s [{r['step_s']['q1']:.3f}–{r['step_s']['q3']:.3f}], peak RSS "
                         f"{r['peak_rss_bytes'] / 2**30:.2f} GiB, load {r['loadavg_before'][0]:.1f}→"
