@@ -47,9 +47,10 @@ Persons. Between stages the persons are folded into the batch (person-major: row
 every sample]``); inside a per-person stage (``conv4``, ``conv5``, ``conv6``) the two persons run one after the other
 through the shared layers, in batches of one person each, as the authors' loop does — so each person's Dropout2d
 draws its own channel masks. Why the loop and not one call on the folded batch (the same function, outputs equal):
-measured faster on the 2-core CPU, a train step at batch 64 ~10–20 % quicker, because each conv's backward over
-the smaller per-person batch stays in cache (``make bench-ntu``: results/bench/ntu_models_cpu.json, docs/ntu.md
-"Benchmarks").
+measured faster on the 2-core CPU: each conv's backward over the person-folded batch of 128 cost more per sample
+than two calls of 64 (conv3 452 vs 310 ms per step); a train step at batch 64 went from 1.27 s (folded) to 1.02 s in
+an A/B in one process, and runs at 0.97× the authors' loop (``make bench-ntu``: results/bench/ntu_models_cpu.json,
+docs/ntu.md "Benchmarks").
 
 QUIRK ``window=8`` (the authors' special case): conv5 has no MaxPool when the window is 8; kept as their code.
 The authors' fc7 dropout is ``Dropout2d`` on a 2-D tensor, which old PyTorch applied element-wise: ``nn.Dropout``.
