@@ -48,7 +48,7 @@ tables-list: $(STAMP) ## List the tables
 
 bench: $(STAMP) ## Benchmarks: train-step throughput of every model (AV-Digits, CMU sequence models, MulT/MICA, the MSAF RAVDESS network) and data loading (AV-Digits, RAVDESS) → outputs/bench/*.json
 	$(PY) scripts/bench.py $(ARGS)
-	$(MAKE) --no-print-directory bench-msaf-ravdess bench-ravdess-data bench-ntu-data ARGS=
+	$(MAKE) --no-print-directory bench-msaf-ravdess bench-ravdess-data bench-ntu-data bench-ntu ARGS=
 
 # Evidence: the small files behind every number the README quotes live in results/ (tracked; outputs/ is not).
 SMOKE_SUFFIX := $(if $(filter 1,$(SMOKE)),-smoke,)
@@ -76,6 +76,9 @@ gpu-wheels: ## Fetch the wheels scripts/gpu_check.sh needs on a lent GPU machine
 	mkdir -p .whl
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
 		hydra-core==1.3.2 omegaconf==2.3.0
+	# PyAV for PARTS=ntu (its wheel bundles FFmpeg); optional ("-"): its platform tag is not checked here
+	-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 -d .whl av==18.1.0
 	python3 -m pip download -q --no-deps --no-binary=:all: -d .whl/src antlr4-python3-runtime==4.9.3
 	python3 -m pip wheel -q --no-deps -w .whl .whl/src/antlr4-python3-runtime-4.9.3.tar.gz && rm -r .whl/src
 
@@ -93,6 +96,12 @@ bench-ravdess-data: $(STAMP) ## RAVDESS data speed: prepared layout → DataLoad
 
 bench-ntu-data: $(STAMP) ## NTU RGB data speed: prepared 256² avi → DataLoader (2 workers, 32×224², train transforms) vs a uint8 frame store, and the 1080p → 256² preparation per core → outputs/bench/ntu_data.json
 	$(PY) scripts/bench_ntu_data.py $(ARGS)
+
+bench-ntu: $(STAMP) ## NTU networks vs the authors' structures: train step of HCN (batch 64), I3D (2 × 32×224²), inflated ResNet-50 (2 × 8×224²), fp32 / channels-last, one process each, ratio ours/authors → outputs/bench/ntu_models_cpu.json
+	$(PY) scripts/bench_ntu.py $(ARGS)
+
+bench-ntu-skeleton: $(STAMP) ## NTU skeleton cache build at release size: 56,880 SYNTHETIC .skeleton files (~13.5 GB in /tmp, deleted after), 1 vs 2 parse workers → outputs/bench/ntu_skeleton_parse.json
+	$(PY) scripts/bench_ntu_skeleton.py $(ARGS)
 
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
@@ -178,7 +187,7 @@ clean: ## Remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .ruff_cache lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-memory search \
+.PHONY: help install train test test-full lint tables tables-list table-avdigits-search bench bench-mfas bench-mfas-ntu table-mfas-t4 table-mfas-t5 bench-ravdess-data bench-ntu-data bench-ntu bench-ntu-skeleton bench-memory search \
 	evidence-bench evidence-ci gpu-wheels gpu-check \
 	figure-mfas-search figure-rmfn-attention figure-mica-sensitivity figure-mica-attention figure-msaf-params avdigits avdigits-full clean \
 	table-msaf-t1 table-msaf-t4-ravdess figure-msaf-attention \

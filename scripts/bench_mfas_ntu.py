@@ -19,7 +19,7 @@ al. 2016) — the default `--train-rows`, as the issue asks. The authors' search
 `--val-rows` defaults to 4 × 2,016 (the mean per CS-training subject, 40,320 / 20) = 8,064, and the JSON also gives
 the projection scaled to a 7-subject training split (7 × 2,016 = 14,112 rows; the cost is linear in the training
 rows: batches of 20). The feature extraction (the frozen backbones over every clip, once) is not included: that is
-the cache build, a GPU job (docs/ntu-search.md).
+the cache build, a GPU job (docs/ntu.md).
 
 The search loop runs on one torch thread (search.threads: 1, the project default: the fusion MLPs are too small for
 two). Writes `<out>/mfas_ntu.json` with the load average before and after, hardware and versions.

@@ -11,6 +11,9 @@
 #   msaf_ravdess_b2.json, msaf_ravdess_epoch.json, bench_ravdess.log   the MSAF RAVDESS network's train step at
 #       batch 2 (every variant) and one fold-epoch of model compute at the authors' batch 4 (300 train steps +
 #       60 test forwards), fp32 + bf16
+#   msaf_ntu_gpu.json, ntu_data.json, bench_ntu.log   (part ntu) the I3D + HCN MSAF network's train step at batch
+#       4 × 32×224² in fp32 and bf16 autocast (scripts/bench_ntu.py --suite msaf), and the NTU data pipeline's clips/s
+#       with 8 workers (scripts/bench_ntu_data.py, loader part; needs PyAV: `make gpu-wheels` fetches its wheel)
 # Each part has its own time limit so that one slow part cannot take the others' results with it; PARTS chooses
 # the parts (default "mult tests avdigits").
 set -uo pipefail
@@ -53,5 +56,16 @@ if [[ " $PARTS " == *" ravdess "* ]]; then
       timeout "${RAVDESS_EPOCH_LIMIT:-180}" python3 scripts/bench_video.py --device cuda --net msaf --batch 4 \
           --steps 300 --warmup 5 --eval-steps 60 --variants fp32,bf16 --out "$OUT/msaf_ravdess_epoch.json"; } 2>&1 \
         | tee "$OUT/bench_ravdess.log"
+fi
+if [[ " $PARTS " == *" ntu "* ]]; then
+    stamp "NTU MSAF network + data pipeline bench"
+    { timeout "${NTU_STEP_LIMIT:-180}" python3 scripts/bench_ntu.py --suite msaf --device cuda --threads 4 \
+          --out "$OUT/msaf_ntu_gpu.json"
+      if python3 -c "import av" 2>/dev/null; then
+          timeout "${NTU_DATA_LIMIT:-180}" python3 scripts/bench_ntu_data.py --parts loader --clips 64 --workers 8 \
+              --batch 4 --out "$OUT/ntu_data.json"
+      else
+          echo "gpu_check: PyAV (av) not importable here: NTU data pipeline skipped (make gpu-wheels ships its wheel)"
+      fi; } 2>&1 | tee "$OUT/bench_ntu.log"
 fi
 stamp "done"

@@ -1,6 +1,6 @@
 """scripts/bench_ntu_data.py at a tiny size (4 clips of 30 frames, 8×32² samples, no workers; one 96×54 source
 video): the record holds every clip it was asked for, the batch shape the model gets, both storages' sizes and the
-preparation's rate (a plumbing check; the measured numbers are results/bench/ntu_data.json, docs/ntu-rgb.md)."""
+preparation's rate (a plumbing check; the measured numbers are results/bench/ntu_data.json, docs/ntu.md)."""
 
 from __future__ import annotations
 

@@ -251,7 +251,7 @@ def test_search_data_settings(tmp_path):
 
 
 def test_cache_size_on_disk_for_ntu60_cs():
-    """The number docs/ntu-search.md states: every NTU-60 CS sample (56,880 − the 302 without skeletons = 56,578)
+    """The number docs/ntu.md states: every NTU-60 CS sample (56,880 − the 302 without skeletons = 56,578)
     × the stored widths (skeleton 128 + 256 + 1024 + 512, RGB 512 + 1024 + 2048) × 4 bytes."""
     layout = {"modalities": ["skeleton", "video"], "splits": {"all": 56_880 - 302},
               "stages": {"skeleton": [["conv5", 128], ["conv6", 256], ["person_max", 1024], ["fc7", 512]],

@@ -9,6 +9,13 @@ into a ragged cache under ``<root>/cache/`` (written atomically, memory-mapped o
 - ``skeleton_index.json``: names, the (name, size) list it was built from (a different list rebuilds the cache),
   the samples with no body in any frame, and the NaN / dropped-body counts.
 
+The build (`build_cache`) reads every file's frame count first (its first line), so the frames array is a
+memory-mapped ``.npy`` filled file by file as the parses arrive — memory stays at a few files' arrays — by
+``parse_workers`` processes (``null`` = every core; file order kept; one process for small folders). It is
+resumable: every 2,048 files the partial array is flushed and the progress recorded, and a rerun over the same file
+list continues there. Measured at release size (56,880 SYNTHETIC files): docs/ntu.md "Benchmarks",
+results/bench/ntu_skeleton_parse.json.
+
 Samples with no skeleton data (`missing_skeleton_names`, the release's 302) are excluded by default and counted in
 one log line. Splits: `repro.data.ntu_names.split_names` with the protocol (``mfas`` default, ``msaf_quirk``
 QUIRK). A partial release (not all 40 subjects) is read as it is, with one warning.
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import warnings
 from pathlib import Path
 
@@ -45,6 +54,10 @@ CACHE_DIR = "cache"
 FRAMES_FILE = "skeleton_frames.npy"
 OFFSETS_FILE = "skeleton_offsets.npy"
 INDEX_FILE = "skeleton_index.json"
+PARTIAL_FRAMES_FILE = ".skeleton_frames.partial.npy"   # the frames array while it is being written
+PROGRESS_FILE = ".skeleton_build_progress.json"       # how far an interrupted build got
+CHECKPOINT_EVERY = 2048                               # files between flushes of the partial array
+FILES_PER_WORKER = 256                                # fewer files per process do not pay for a pool
 WINDOW = 32
 MIN_CROP = 64  # AugCrop never keeps fewer frames than this (or the whole sequence when shorter)
 DOWNLOAD_HINT = ("download nturgbd_skeletons_s001_to_s017.zip of NTU RGB+D 60 "
@@ -89,30 +102,107 @@ def _listing(files: list[Path]) -> list[list]:
     return [[p.name, p.stat().st_size] for p in files]
 
 
-def build_cache(files: list[Path], cache_dir: Path) -> None:
-    """Parse every file once and write the three cache files atomically (the index last: it marks completion)."""
-    parsed = [parse_skeleton(p) for p in files]
-    lengths = [s.xyz.shape[1] for s in parsed]
+def frame_count(path: Path) -> int:
+    """The frame count on a ``.skeleton`` file's first line (what its parsed array's length will be)."""
+    with open(path, "rb") as f:
+        first = f.readline().strip()
+    try:
+        return int(first)
+    except ValueError:
+        raise DataError(f"{path}: line 1: expected the frame count (one integer), found {first[:40]!r} — re-extract "
+                        "the file from the NTU RGB+D release (nturgbd_skeletons) or remove the sample") from None
+
+
+def resolve_workers(parse_workers: int | None, num_files: int) -> int:
+    """Processes for the parse: ``null`` = every core this process may use; never more than one per
+    `FILES_PER_WORKER` files (a pool is not worth starting for a fixture's few dozen files)."""
+    wanted = len(os.sched_getaffinity(0)) if parse_workers is None else int(parse_workers)
+    if wanted < 1:
+        raise DataError(f"data.reader.parse_workers={parse_workers}: expected a positive number of processes, or "
+                        "null for every core")
+    return max(1, min(wanted, -(-num_files // FILES_PER_WORKER)))
+
+
+def _parsed_files(files: list[Path], workers: int):
+    """`parse_skeleton` of every file, in file order; over a process pool when `workers` > 1."""
+    if workers == 1:
+        yield from map(parse_skeleton, files)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(parse_skeleton, files, chunksize=32)
+
+
+def _progress_path(cache_dir: Path) -> Path:
+    return cache_dir / PROGRESS_FILE
+
+
+def _resume_point(cache_dir: Path, listing: list[list], total_frames: int) -> dict:
+    """What an interrupted build of the same file list has already written (nothing if none, or another list)."""
+    progress_path, partial = _progress_path(cache_dir), cache_dir / PARTIAL_FRAMES_FILE
+    fresh = {"listing": listing, "done": 0, "empty": [], "nan_values": 0, "dropped_bodies": 0}
+    if not (progress_path.is_file() and partial.is_file()):
+        return fresh
+    try:
+        progress = json.loads(progress_path.read_text())
+    except ValueError:
+        return fresh
+    if progress.get("listing") != listing or progress.get("total_frames") != total_frames:
+        return fresh
+    return progress
+
+
+def build_cache(files: list[Path], cache_dir: Path, parse_workers: int | None = 1,
+                checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+    """Parse every file once into the three cache files (the index last: it marks completion).
+
+    The frame counts (first lines) fix the offsets first, so the frames array is a memory-mapped ``.npy`` written
+    file by file as the parses arrive (in file order, from `parse_workers` processes): memory stays at a few files'
+    arrays, whatever the release's size. Every `checkpoint_every` files the array is flushed and the progress
+    recorded, so an interrupted build of the same file list continues where it stopped; the finished array is
+    renamed into place atomically.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    listing = _listing(files)
+    lengths = [frame_count(p) for p in files]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    frames = np.zeros((int(offsets[-1]), 3, NUM_JOINTS, MAX_BODIES), dtype=np.float32)
-    for k, s in enumerate(parsed):
-        frames[offsets[k]:offsets[k + 1]] = s.xyz.transpose(1, 0, 2, 3)
-    atomic_save_npy(cache_dir / FRAMES_FILE, frames)
+    total = int(offsets[-1])
+    progress = _resume_point(cache_dir, listing, total)
+    partial = cache_dir / PARTIAL_FRAMES_FILE
+    shape = (total, 3, NUM_JOINTS, MAX_BODIES)
+    frames = (np.load(partial, mmap_mode="r+") if progress["done"] else
+              np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape))
+    start = progress["done"]
+    if start:
+        log.info("NTU skeletons: resuming the cache build at file %d of %d", start, len(files))
+    workers = resolve_workers(parse_workers, len(files) - start)
+    for k, parsed in enumerate(_parsed_files(files[start:], workers), start=start):
+        if parsed.num_frames != lengths[k]:  # the parser read the same first line: never, unless the file changed
+            raise DataError(f"{files[k]}: changed while the cache was built; fix: run again")
+        frames[offsets[k]:offsets[k + 1]] = parsed.xyz.transpose(1, 0, 2, 3)
+        progress["empty"] += [files[k].name] if parsed.is_empty else []
+        progress["nan_values"] += parsed.nan_count
+        progress["dropped_bodies"] += parsed.dropped_bodies
+        if (k + 1) % checkpoint_every == 0 and k + 1 < len(files):
+            frames.flush()
+            progress.update(done=k + 1, total_frames=total)
+            atomic_write_text(_progress_path(cache_dir), json.dumps(progress))
+    frames.flush()
+    del frames
+    os.replace(partial, cache_dir / FRAMES_FILE)
     atomic_save_npy(cache_dir / OFFSETS_FILE, offsets)
-    index = {"names": [p.name for p in files], "files": _listing(files),
-             "empty": [p.name for p, s in zip(files, parsed) if s.is_empty],
-             "nan_values": int(sum(s.nan_count for s in parsed)),
-             "dropped_bodies": int(sum(s.dropped_bodies for s in parsed))}
+    index = {"names": [p.name for p in files], "files": listing, "empty": progress["empty"],
+             "nan_values": int(progress["nan_values"]), "dropped_bodies": int(progress["dropped_bodies"])}
     atomic_write_text(cache_dir / INDEX_FILE, json.dumps(index))
-    log.info("NTU skeletons: parsed %d files (%d frames) into %s", len(files), int(offsets[-1]), cache_dir)
+    _progress_path(cache_dir).unlink(missing_ok=True)
+    log.info("NTU skeletons: parsed %d files (%d frames, %d processes) into %s", len(files), total, workers, cache_dir)
 
 
-def load_cache(files: list[Path], cache_dir: Path) -> SkeletonCache:
+def load_cache(files: list[Path], cache_dir: Path, parse_workers: int | None = 1) -> SkeletonCache:
     """The cache for exactly `files` (name and size), built when absent or built from another file list."""
     index_path = cache_dir / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.is_file() else None
     if index is None or index.get("files") != _listing(files):
-        build_cache(files, cache_dir)
+        build_cache(files, cache_dir, parse_workers)
         index = json.loads(index_path.read_text())
     try:
         frames = np.load(cache_dir / FRAMES_FILE, mmap_mode="r", allow_pickle=False)
@@ -174,8 +264,9 @@ class NTUSkeletonReader(Reader):
 
     def __init__(self, root: str | Path, protocol: str = "mfas", window: int = WINDOW,
                  quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True,
-                 temporal_crop: float | None = 0.5):
+                 temporal_crop: float | None = 0.5, parse_workers: int | None = None):
         self.root = Path(root)
+        self.parse_workers = None if parse_workers is None else int(parse_workers)  # null = every core
         self.protocol = str(protocol)
         self.window = int(window)
         if self.window < 1:
@@ -212,7 +303,7 @@ class NTUSkeletonReader(Reader):
     def load(self, fold: int | None = None) -> dict[str, ArrayDataset]:
         self.check_fold(fold)
         files = self.skeleton_files()
-        cache = load_cache(files, self.root / CACHE_DIR)
+        cache = load_cache(files, self.root / CACHE_DIR, self.parse_workers)
         self.synthetic = has_synthetic_mark(self.root)
         empty = set(cache.index["empty"]) if self.exclude_missing else set()
         if empty:

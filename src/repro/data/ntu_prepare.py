@@ -14,7 +14,7 @@ when complete (`repro.files.atomic_write`), so an interrupted run leaves no half
 Files go to `workers` processes (one file each at a time, one decoder thread each). A file that cannot be decoded
 (or has no frame, or a name that is not an NTU sample) is reported with its name and reason; the others go on.
 
-Why per-sample avi decoding and not a frame store: docs/ntu-rgb.md (measured; scripts/bench_ntu_data.py).
+Why per-sample avi decoding and not a frame store: docs/ntu.md (measured; scripts/bench_ntu_data.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Layout under ``root`` (``${paths.data_dir}/ntu``): the release's ``nturgbd_skeletons/*.skeleton`` and the RGB videos
 ``nturgbd_rgb/avi_256x256_30/<stem>_rgb.avi``, 256×256 at 30 fps, as ``scripts/prepare_ntu.py``
 (`repro.data.ntu_prepare`) writes them from the release's 1920×1080 ``nturgbd_rgb/*_rgb.avi`` (the authors' ffmpeg
-resize). Decoding the prepared avi per sample is the default storage (docs/ntu-rgb.md: measured against a uint8
+resize). Decoding the prepared avi per sample is the default storage (docs/ntu.md: measured against a uint8
 frame store, which would take ~205 GB for the release).
 
 Pairing: RGB and skeleton files are matched by sample stem (``SsssCcccPpppRrrrAaaa``), never by sorted position (the
@@ -40,7 +40,6 @@ the QUIRK becomes −mean/std after it, as in the authors' code (they normalise 
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
@@ -60,7 +59,7 @@ PREPARED_SIZE = 256  # the authors' ffmpeg resize (avi_256x256_30)
 CROP_SIZE = 224  # VisualRandomCrop(224) of the 256² frames
 EMPTY = -1  # a slot the authors' loader never fills (stays zero)
 PREPARE_HINT = ("python scripts/prepare_ntu.py --root <the NTU folder> [--src <folder with the release's *_rgb.avi>] "
-                "(resumable; docs/ntu-rgb.md)")
+                "(resumable; docs/ntu.md)")
 
 
 def loaded_slots(num_frames: int, quirk_last_frame_zero: bool = False) -> np.ndarray:
@@ -243,7 +242,7 @@ class NTUReader(Reader):
     def __init__(self, root: str | Path, protocol: str = "mfas", frames: int = 32, frame_size: int = CROP_SIZE,
                  window: int = WINDOW, temporal_crop: float | None = 0.5, quirk_last_frame_zero: bool = False,
                  quirk_bgr: bool = False, quirk_absent_body_minus_origin: bool = False, exclude_missing: bool = True,
-                 parse_workers: int = 1, rgb_dir: str = RGB_DIR):
+                 parse_workers: int | None = None, rgb_dir: str = RGB_DIR):
         self.root = Path(root)
         if int(frames) < 1:
             raise DataError(f"data.reader.frames={frames}: expected a positive number of frames (I3D 32, inflated "
@@ -253,9 +252,8 @@ class NTUReader(Reader):
         self.frames, self.frame_size = int(frames), int(frame_size)
         self.quirk_last_frame_zero, self.quirk_bgr = bool(quirk_last_frame_zero), bool(quirk_bgr)
         self.rgb_folder = self.root / rgb_dir
-        extra = {"parse_workers": int(parse_workers)} if _accepts(NTUSkeletonReader, "parse_workers") else {}
         self.skeletons = NTUSkeletonReader(self.root, protocol, window, quirk_absent_body_minus_origin,
-                                           exclude_missing, temporal_crop, **extra)
+                                           exclude_missing, temporal_crop, parse_workers)
         self.temporal_crop = self.skeletons.temporal_crop  # one p_interval for both, as the authors' AugCrop
 
     def rgb_files(self) -> dict[str, Path]:
@@ -292,8 +290,3 @@ class NTUReader(Reader):
         if self.reads("skeleton"):
             arrays["skeleton"] = data.arrays["skeleton"]
         return ArrayDataset(arrays, data.labels, data.ids)
-
-
-def _accepts(cls: type, argument: str) -> bool:
-    """Whether `cls(...)` takes `argument` (the skeleton reader gains ``parse_workers`` in a parallel change)."""
-    return argument in inspect.signature(cls).parameters

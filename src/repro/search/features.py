@@ -10,7 +10,7 @@ evaluation mode, and stored as memory-mapped `.npy` files:
 
 `stages` restricts the stored stages to those the search space reads (NTU: HCN conv5, conv6, person_max, fc7 and
 the inflated ResNet's layer2..layer4; an alias tap such as `layer4_pooled` reads layer4's file, so it costs no
-disk). Size on disk = samples × Σ stored widths × 4 bytes (docs/ntu-search.md states NTU-60 CS's).
+disk). Size on disk = samples × Σ stored widths × 4 bytes (docs/ntu.md states NTU-60 CS's).
 
 Building is resumable: the arrays are written in place under `<cache>.partial/`, and `progress.json` there records,
 after every flushed batch, how many rows of each split are done; a killed build, re-run with the same inputs,
