@@ -4,7 +4,7 @@ and ``python -m repro.data fixture data=iemocap_raw|mosei_raw``.
 Nothing here is real data. Each dataset gets 8 / 6 / 6 utterances (train / valid / test) with every one of the 6
 emotions present in every split: IEMOCAP one-hot (the 6 classes in turn), MOSEI multi-hot (emotion k plus, for
 some, emotion k+2). The label is visible in the data so that a model can learn in a few steps: the frames show an
-emotion-coloured square (the "face") on a noisy background, the speaker's audio channel is an emotion-dependent
+emotion-coloured square (the "face") on a grey gradient, the speaker's audio channel is an emotion-dependent
 tone (the other channel noise), and the transcript names the emotion. IEMOCAP: ``Ses0xY_<dialog>_<F|M>nnn`` ids of
 both genders in both session kinds (so both speaker sides occur), every frame of 224² halves as ``image_{L,R}_{i}
 .jpg``, a stereo ``audio.wav`` and mono ``audio_{L,R}.wav``; MOSEI: ``<video>_<clip>`` ids, 2-fps 360×480 frames
@@ -39,10 +39,17 @@ def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([2021, *keys])
 
 
-def frame_image(height: int, width: int, emotion: int, k: int, seed: int) -> np.ndarray:
-    """uint8 (H, W, 3): noise + an emotion-coloured 64² square near the centre (dark on every 4th frame)."""
-    rng = _rng(seed, k)
-    image = rng.integers(0, 60, (height, width, 3)).astype(np.float64) + 40
+def background(height: int, width: int, seed: int) -> np.ndarray:
+    """float (H, W, 3): a smooth grey gradient + faint noise (one per utterance and side; cheap to compress)."""
+    ramp = np.linspace(50, 110, width)[None, :, None] + np.linspace(0, 20, height)[:, None, None]
+    return ramp + _rng(seed).integers(0, 8, (height, width, 3))
+
+
+def frame_image(base: np.ndarray, emotion: int, k: int) -> np.ndarray:
+    """uint8 (H, W, 3): the background + an emotion-coloured 64² square near the centre, moving a little from frame
+    to frame; dark on every 4th frame (no "face" found there)."""
+    image = base.copy()
+    height, width = image.shape[:2]
     top, left = height // 2 - 32 + (k % 3) * 2, width // 2 - 32
     brightness = 0.25 if k % DARK_FRAME_EVERY == DARK_FRAME_EVERY - 1 else 1.0
     image[top:top + 64, left:left + 64] = PALETTE[emotion] * brightness
@@ -107,11 +114,12 @@ def write_iemocap_utterance(root: Path, uttr_id: str, emotion: int, n: int) -> d
     """One utterance folder (frames of both halves, stereo + per-side wavs); returns its meta.pkl entry."""
     folder = utterance_folder(root, IEMOCAP, uttr_id)
     folder.mkdir(parents=True, exist_ok=True)
-    frames = 16 + 7 * (n % 6)  # 16..51 frames: 2-4 sampled at step 15
+    frames = 16 + 3 * (n % 6)  # 16..31 frames: 2-3 sampled at step 15
     seconds = frames / IEMOCAP_FPS
+    speaker_base, other_base = background(224, 224, n), background(224, 224, n + 1000)
     for k in range(frames):  # the speaker's half shows the emotion, the other half another colour
-        speaker_half = frame_image(224, 224, emotion, k, n)
-        other_half = frame_image(224, 224, (emotion + 3) % 6, k, n + 1000)
+        speaker_half = frame_image(speaker_base, emotion, k)
+        other_half = frame_image(other_base, (emotion + 3) % 6, k)
         left, right = (speaker_half, other_half) if use_left(uttr_id) else (other_half, speaker_half)
         _write_jpg(folder / f"image_L_{k}.jpg", left)
         _write_jpg(folder / f"image_R_{k}.jpg", right)
@@ -143,8 +151,9 @@ def write_mosei_utterance(root: Path, uttr_id: str, label: list[int], n: int) ->
     folder.mkdir(parents=True, exist_ok=True)
     emotion = int(np.argmax(label))
     frames = 3 + n % 5  # 2 fps: 1.5-3.5 s
+    base = background(*MOSEI_FRAME_SHAPE, n)
     for k in range(frames):
-        _write_jpg(folder / f"image_{k}.jpg", frame_image(*MOSEI_FRAME_SHAPE, emotion, k, n))
+        _write_jpg(folder / f"image_{k}.jpg", frame_image(base, emotion, k))
     _write_wav(folder / "audio.wav", tone(frames / 2, emotion, n))
     return {"text": f"synthetic clip {n} feels {MOSEI.emotions[emotion]}", "label": label}
 
