@@ -1,7 +1,8 @@
 """SYNTHETIC IEMOCAP / CMU-MOSEI in MESM's exact processed layout (`repro.data.mesm_layout`), for tests, SMOKE runs
 and ``python -m repro.data fixture data=iemocap_raw|mosei_raw``.
 
-Nothing here is real data. Each dataset gets 8 / 6 / 6 utterances (train / valid / test) with every one of the 6
+Nothing here is real data. The first utterance of every split has the same size (the registry test reads it).
+Each dataset gets 8 / 6 / 6 utterances (train / valid / test) with every one of the 6
 emotions present in every split: IEMOCAP one-hot (the 6 classes in turn), MOSEI multi-hot (emotion k plus, for
 some, emotion k+2). The label is visible in the data so that a model can learn in a few steps: the frames show an
 emotion-coloured square (the "face") on a grey gradient, the speaker's audio channel is an emotion-dependent
@@ -110,11 +111,10 @@ def iemocap_ids() -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-def write_iemocap_utterance(root: Path, uttr_id: str, emotion: int, n: int) -> dict:
+def write_iemocap_utterance(root: Path, uttr_id: str, emotion: int, n: int, frames: int) -> dict:
     """One utterance folder (frames of both halves, stereo + per-side wavs); returns its meta.pkl entry."""
     folder = utterance_folder(root, IEMOCAP, uttr_id)
     folder.mkdir(parents=True, exist_ok=True)
-    frames = 16 + 3 * (n % 6)  # 16..31 frames: 2-3 sampled at step 15
     seconds = frames / IEMOCAP_FPS
     speaker_base, other_base = background(224, 224, n), background(224, 224, n + 1000)
     for k in range(frames):  # the speaker's half shows the emotion, the other half another colour
@@ -146,11 +146,10 @@ def mosei_labels(n: int) -> list[int]:
     return row
 
 
-def write_mosei_utterance(root: Path, uttr_id: str, label: list[int], n: int) -> dict:
+def write_mosei_utterance(root: Path, uttr_id: str, label: list[int], n: int, frames: int) -> dict:
     folder = utterance_folder(root, MOSEI, uttr_id)
     folder.mkdir(parents=True, exist_ok=True)
     emotion = int(np.argmax(label))
-    frames = 3 + n % 5  # 2 fps: 1.5-3.5 s
     base = background(*MOSEI_FRAME_SHAPE, n)
     for k in range(frames):
         _write_jpg(folder / f"image_{k}.jpg", frame_image(base, emotion, k))
@@ -167,14 +166,15 @@ def write_layout(root: Path, layout: Layout) -> dict[str, list[str]]:
     if layout.key == "iemocap":
         for split, rows in iemocap_ids().items():
             ids[split] = [u for u, _ in rows]
-            for uttr_id, emotion in rows:
-                meta[uttr_id] = write_iemocap_utterance(root, uttr_id, emotion, len(meta))
+            for j, (uttr_id, emotion) in enumerate(rows):  # 16..31 frames: 2-3 sampled at step 15
+                meta[uttr_id] = write_iemocap_utterance(root, uttr_id, emotion, len(meta), 16 + 3 * (j % 6))
     else:
         n = 0
         for split, size in SPLIT_SIZES.items():
             ids[split] = [f"SYNTHvid{n + j:04d}_{j % 4}" for j in range(size)]
             for j, uttr_id in enumerate(ids[split]):
-                meta[uttr_id] = write_mosei_utterance(root, uttr_id, mosei_labels(j), n + j)
+                # 3..7 frames at 2 fps (1.5-3.5 s)
+                meta[uttr_id] = write_mosei_utterance(root, uttr_id, mosei_labels(j), n + j, 3 + j % 5)
             n += size
     processed = root / layout.processed
     processed.mkdir(parents=True, exist_ok=True)
