@@ -5,6 +5,7 @@ the MOSEI label rule (sum over annotators > 0) and transcript parsing."""
 
 from __future__ import annotations
 
+import math
 import pickle
 from fractions import Fraction
 
@@ -152,3 +153,70 @@ def test_mosei_label_rule_and_transcript(tmp_path):
     (tmp_path / "bad.csv").write_text("VIDEO,CLIP\nabc,1\n")
     with pytest.raises(DataError, match="has no column 'Input.VIDEO_ID'"):
         mosei_labels([tmp_path / "bad.csv"])
+
+
+def write_mosei_release(raw) -> None:
+    """SYNTHETIC raw CMU-MOSEI: one 4 s 30-fps 960×720 video with two labelled clips (+ one unlabelled)."""
+    import av
+
+    for sub in ("Audio/WAV_16000", "Videos/Full/Combined", "Transcript/Combined", "Labels"):
+        (raw / sub).mkdir(parents=True)
+    (raw / "SYNTHETIC.txt").write_text("SYNTHETIC CMU-MOSEI raw release written by tests/data/test_mesm_prepare.py\n")
+    t = np.arange(4 * 16000) / 16000
+    wavfile.write(raw / "Audio/WAV_16000/vid1.wav", 16000, (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16))
+    with av.open(str(raw / "Videos/Full/Combined/vid1.mp4"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 960, 720, "yuv420p"
+        for k in range(120):
+            image = np.full((720, 960, 3), 60, np.uint8)
+            image[:, :, 0] = 2 * k  # red grows with the frame number: which frame was kept is visible
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    (raw / "Transcript/Combined/vid1.txt").write_text(
+        "vid1___0___0.2___2.6___Hello there\nvid1___1___2.5___3.9___Bye.\nvid1___2___3.9___4.0___unlabelled\n")
+    (raw / "Labels/batch1.csv").write_text(
+        "Input.VIDEO_ID,Input.CLIP,Answer.anger,Answer.disgust,Answer.fear,Answer.happiness,Answer.sadness,"
+        "Answer.surprise\nvideos/vid1,0,0,0,0,1,0,0\nvideos/vid1,0,1,0,0,0,0,0\nvideos/vid1,1,0,0,0,0,0,0\n")
+
+
+def test_prepare_mosei_end_to_end(tmp_path, capsys, monkeypatch):
+    from repro.data.mesm import MoseiRawReader
+    from repro.data.mesm_layout import MOSEI
+
+    raw, root = tmp_path / "MOSEI_Raw", tmp_path / "mesm"
+    write_mosei_release(raw)
+    script = load_script("prepare_mesm")
+    assert script.main(["mosei", "--raw", str(raw), "--root", str(root), "--no-progress"]) == 0
+    assert "2 utterances prepared now" in capsys.readouterr().out
+    meta = pickle.loads((root / MOSEI.processed / "meta.pkl").read_bytes())
+    assert meta == {"vid1_0": {"text": "Hello there", "label": [1, 0, 0, 1, 0, 0]},
+                    "vid1_1": {"text": "Bye.", "label": [0] * 6}}
+    # 2 fps = every 15th frame: clip 0 keeps kept[int(2·0.2):int(2·2.6)] = frames 0, 15, .., 60; clip 1 kept[5:7]
+    from PIL import Image
+
+    for clip, frames in {"vid1_0": [0, 15, 30, 45, 60], "vid1_1": [75, 90]}.items():
+        images = sorted((root / MOSEI.processed / clip).glob("image_*.jpg"))
+        assert len(images) == len(frames)
+        reds = [int(np.asarray(Image.open(root / MOSEI.processed / clip / f"image_{i}.jpg"))[360, 480, 0])
+                for i in range(len(frames))]
+        assert np.abs(np.array(reds) - 2 * np.array(frames)).max() <= 6
+    assert wavfile.read(root / MOSEI.processed / "vid1_0" / "audio.wav")[1].shape == (int(16000 * 2.6) - 3200,)
+    for split in ("train", "valid", "test"):
+        (root / MOSEI.split_dir).mkdir(exist_ok=True)
+        (root / MOSEI.split_dir / f"{split}_split.txt").write_text("vid1_0\nvid1_1\n")
+
+    # the faces CLI with a stub detector in place of MTCNN (repro.data.faces is the MTCNN branch's)
+    import repro.data.mesm_faces as faces
+
+    def stub_cropper(weights_dir=None):
+        return (lambda image: image[156:204, 156:204]), synthetic_fallback, "stub"
+
+    monkeypatch.setattr(faces, "default_cropper", stub_cropper)
+    assert script.main(["faces", "--dataset", "mosei", "--root", str(root), "--no-progress"]) == 0
+    assert "2 utterances cropped now, 0 already done; 0 with no face found in any frame" in capsys.readouterr().out
+    splits = MoseiRawReader(root, text_tiny=True, text_max_length=100).load()
+    sample = splits["train"][0]
+    assert sample["video"].shape == (5, 3, 48, 48) and sample["label"].tolist() == [1, 0, 0, 1, 0, 0]
+    assert sample["audio"].shape == (math.ceil((1 + (int(16000 * 2.6) - 3200) // 200) / 32), 1, 128, 32)
