@@ -44,6 +44,9 @@ def parse_args(argv):
     f.add_argument("--img-interval", type=int, default=500, help="ms between sampled frames (data.reader's)")
     f.add_argument("--weights", type=Path, default=None, help="folder of pnet.pt/rnet.pt/onet.pt (default: "
                                                                "scripts/fetch_mtcnn_weights.py's)")
+    f.add_argument("--quirk-fixed-crop", action="store_true",
+                   help="QUIRK: the authors' no-face crop arithmetic (columns shifted half a crop left); written to "
+                        "<DATASET>_FACES48_QUIRKCROP/, read with data.reader.quirk_fixed_crop=true")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -62,7 +65,7 @@ def run_faces(args, root: Path) -> int:
     from repro.data.mesm_faces import build_face_cache
 
     report = build_face_cache(root, args.dataset, img_interval=args.img_interval, weights_dir=args.weights,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, quirk_fixed_crop=args.quirk_fixed_crop)
     print(f"{report.folder}: {len(report.prepared)} utterances cropped now, {len(report.skipped)} already done; "
           f"{len(report.all_fallback)} with no face found in any frame (fixed crop), {len(report.no_frames)} "
           f"without frames (the readers drop them)")

@@ -187,6 +187,10 @@ def test_missing_face_cache_names_folder_and_command(copy):
         reader(copy).load()
     assert f"missing face cache {copy / IEMOCAP.faces_dir}/" in one_line(err)
     assert f"python scripts/prepare_mesm.py faces --dataset iemocap --root {copy}" in str(err.value)
+    with pytest.raises(DataError) as err:  # the fixed-crop QUIRK reads its own cache
+        reader(copy, quirk_fixed_crop=True).load()
+    assert f"missing face cache {copy / 'IEMOCAP_FACES48_QUIRKCROP'}/" in one_line(err)
+    assert "faces --dataset iemocap" in str(err.value) and "--quirk-fixed-crop" in str(err.value)
     no_video = reader(copy)
     no_video.modalities = ("audio", "text")  # no video read: no cache needed
     assert len(no_video.load()["train"]) == SPLIT_SIZES["train"]

@@ -210,7 +210,7 @@ def test_prepare_mosei_end_to_end(tmp_path, capsys, monkeypatch):
     # the faces CLI with a stub detector in place of MTCNN (repro.data.faces is the MTCNN branch's)
     import repro.data.mesm_faces as faces
 
-    def stub_cropper(weights_dir=None):
+    def stub_cropper(weights_dir=None, quirk_fixed_crop=False):
         return (lambda image: image[156:204, 156:204]), synthetic_fallback, "stub"
 
     monkeypatch.setattr(faces, "default_cropper", stub_cropper)

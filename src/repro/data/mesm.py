@@ -151,7 +151,7 @@ class MesmRawReader(Reader):
 
     def __init__(self, root: str | Path, img_interval: int = 500, sample_rate: int = SAMPLE_RATE,
                  text_model_dir: str | Path | None = None, text_tiny: bool = False, text_max_length: int = 50,
-                 quirk_mosei_compound_subsampling: bool = False):
+                 quirk_mosei_compound_subsampling: bool = False, quirk_fixed_crop: bool = False):
         self.root = Path(root)
         self.img_interval = int(img_interval)
         self.sample_rate = int(sample_rate)
@@ -159,6 +159,7 @@ class MesmRawReader(Reader):
         self.text_tiny = bool(text_tiny)
         self.text_max_length = int(text_max_length)
         self.quirk_mosei_compound_subsampling = bool(quirk_mosei_compound_subsampling)
+        self.quirk_fixed_crop = bool(quirk_fixed_crop)  # read the face cache built with the authors' fallback crop
         if self.quirk_mosei_compound_subsampling and self.layout.key != "mosei":
             raise DataError("data.reader.quirk_mosei_compound_subsampling=true applies to MOSEI only (IEMOCAP stores "
                             "every frame); fix: drop it")
@@ -171,8 +172,12 @@ class MesmRawReader(Reader):
     @property
     def fix(self) -> str:
         return (f"prepare the layout with `{self.layout.prepare_command()}` and its faces with "
-                f"`{self.layout.faces_command(self.root, self.img_interval)}` "
+                f"`{self.faces_command}` "
                 f"(or {self.point_at(self.root, 'the folder holding ' + self.layout.processed + '/')})")
+
+    @property
+    def faces_command(self) -> str:
+        return self.layout.faces_command(self.root, self.img_interval, self.quirk_fixed_crop)
 
     # -- ids, folders, labels ------------------------------------------------------------------------------------
 
@@ -192,8 +197,8 @@ class MesmRawReader(Reader):
     # -- modalities -------------------------------------------------------------------------------------------------
 
     def face_view(self, ids: list[str], index: dict) -> FaceCrops:
-        cache = self.root / self.layout.faces_dir
-        command = self.layout.faces_command(self.root, self.img_interval)
+        cache = self.root / self.layout.faces_folder(self.quirk_fixed_crop)
+        command = self.faces_command
         paths, positions = [], []
         for uttr_id in ids:
             record = index["utterances"].get(uttr_id)
@@ -218,9 +223,9 @@ class MesmRawReader(Reader):
 
     def face_index(self) -> dict | None:
         """The face cache's index: required when video is read, used (when present) to drop frameless ones."""
-        path = self.root / self.layout.faces_dir
+        path = self.root / self.layout.faces_folder(self.quirk_fixed_crop)
         if self.reads("video") or path.is_dir():
-            return read_face_index(self.root, self.layout, self.img_interval)
+            return read_face_index(self.root, self.layout, self.img_interval, self.quirk_fixed_crop)
         return None
 
     # -- load ---------------------------------------------------------------------------------------------------------

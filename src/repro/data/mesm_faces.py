@@ -3,7 +3,7 @@
 The authors run facenet-pytorch's ``MTCNN(image_size=48, margin=2, post_process=False)`` on every sampled frame
 inside the model's forward pass, and take a fixed central crop when no face is found. The detector is frozen, so
 this project runs it once (`build_face_cache`, ``scripts/prepare_mesm.py faces``) with `repro.data.faces`
-(MTCNN in pure torch) and the readers read the crops:
+(MTCNN in pure torch, a batch of frames at a time) and the readers read the crops:
 
     <root>/<DATASET>_FACES48/<uttr_id>.npy     uint8 (F, 48, 48, 3) RGB crops of the sampled frames
     <root>/<DATASET>_FACES48/<uttr_id>.json    {"frames": [stored frame indices], "fallback": [bool per frame],
@@ -14,6 +14,10 @@ The frames cropped are those the default sampling picks at ``--img-interval`` (I
 500 ms; MOSEI: every stored frame, which also covers the compounded sub-sampling QUIRK). The image MTCNN sees is
 the authors': IEMOCAP's stored 224² half-frame; MOSEI's stored frame halved when taller than 360 px, then
 centre-cropped (zero-padded where smaller) to 360² (torchvision ``Resize`` + ``CenterCrop``).
+
+The fallback is the centred 48² window; QUIRK ``--quirk-fixed-crop`` (reader switch ``quirk_fixed_crop``) uses the
+authors' arithmetic (`repro.data.faces.fixed_crop_box`: the columns shifted half a crop left) and writes its own
+cache, ``<DATASET>_FACES48_QUIRKCROP/``, so both can exist.
 
 Resumable: an utterance whose ``.json`` exists is skipped (the ``.npy`` is written first, both atomically). An
 utterance without frames gets an empty record (the readers drop it, as the authors' collate does, and count it);
@@ -96,12 +100,13 @@ class FaceReport:
     no_frames: list[str] = field(default_factory=list)  # no stored frame: the readers drop these
 
 
-def default_cropper(weights_dir: Path | None = None) -> tuple[Cropper, Cropper, str]:
+def default_cropper(weights_dir: Path | None = None, quirk_fixed_crop: bool = False) -> tuple[Cropper, Cropper, str]:
     """MTCNN (`repro.data.faces`, imported here only: the readers never need it) and the authors' fixed crop."""
     from repro.data.faces import FaceCropper, default_weights_dir, fixed_crop
 
     folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    return FaceCropper.from_folder(folder), (lambda image: fixed_crop(image, size=FACE_SIZE)), "mtcnn"
+    return (FaceCropper.from_folder(folder), (lambda image: fixed_crop(image, size=FACE_SIZE, quirk=quirk_fixed_crop)),
+            "mtcnn")
 
 
 def split_ids(root: Path, layout: Layout) -> list[str]:
@@ -129,11 +134,12 @@ def crop_utterance(folder: Path, layout: Layout, uttr_id: str, img_interval: int
     prefix = image_prefix(layout, uttr_id)
     n_images = count_images(folder, prefix)
     frames = frame_indices(n_images, layout.key, img_interval)
+    paths = [folder / f"{prefix}{k}.jpg" for k in frames]
+    images = [read_frame(path, layout) for path in paths]
+    # MTCNN's batched detection when the cropper has it (repro.data.faces.FaceCropper.crop_batch), else one by one
+    found = cropper.crop_batch(images) if hasattr(cropper, "crop_batch") and images else [cropper(i) for i in images]
     faces, fell_back = [], []
-    for k in frames:
-        path = folder / f"{prefix}{k}.jpg"
-        image = read_frame(path, layout)
-        face = cropper(image)
+    for path, image, face in zip(paths, images, found, strict=True):
         fell_back.append(face is None)
         faces.append(_checked_face(fallback(image) if face is None else face, path))
     crops = np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
@@ -143,19 +149,20 @@ def crop_utterance(folder: Path, layout: Layout, uttr_id: str, img_interval: int
 def build_face_cache(root: Path, dataset: str, img_interval: int = 500, cropper: Cropper | None = None,
                      fallback: Cropper | None = None, cropper_name: str | None = None,
                      ids: Iterable[str] | None = None, progress: bool = True,
-                     weights_dir: Path | None = None) -> FaceReport:
+                     weights_dir: Path | None = None, quirk_fixed_crop: bool = False) -> FaceReport:
     """Crop the faces of every utterance of the split files (or `ids`) not yet done; then write index.json.
 
     `cropper(image) -> (48, 48, 3) uint8 | None` and `fallback(image) -> (48, 48, 3)` default to MTCNN and the
-    authors' fixed crop (`repro.data.faces`). A bad utterance goes into the report with its one-line reason."""
+    authors' fixed crop (`repro.data.faces`; `quirk_fixed_crop`: their offsets, written to the QUIRKCROP cache).
+    A bad utterance goes into the report with its one-line reason."""
     root, layout = Path(root), layout_of(dataset)
     if cropper is None:
-        cropper, default_fallback, cropper_name = default_cropper(weights_dir)
+        cropper, default_fallback, cropper_name = default_cropper(weights_dir, quirk_fixed_crop)
         fallback = fallback or default_fallback
     if fallback is None:
         raise ValueError("give `fallback` with a custom `cropper`")
     ids = list(ids) if ids is not None else split_ids(root, layout)
-    out = root / layout.faces_dir
+    out = root / layout.faces_folder(quirk_fixed_crop)
     out.mkdir(parents=True, exist_ok=True)
     report = FaceReport(out)
     todo = [u for u in ids if not (out / f"{u}.json").is_file()]
@@ -173,8 +180,8 @@ def build_face_cache(root: Path, dataset: str, img_interval: int = 500, cropper:
                 report.bad.append((uttr_id, str(err)))
             if bar is not None:
                 bar.advance(task)
-    write_index(root, layout, img_interval, cropper_name or getattr(cropper, "__name__", type(cropper).__name__),
-                report)
+    write_index(out, layout, img_interval, cropper_name or getattr(cropper, "__name__", type(cropper).__name__),
+                quirk_fixed_crop, report)
     return report
 
 
@@ -189,10 +196,10 @@ def _progress(total: int, enabled: bool, what: str):
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
 
 
-def write_index(root: Path, layout: Layout, img_interval: int, cropper_name: str,
+def write_index(out: Path, layout: Layout, img_interval: int, cropper_name: str, quirk_fixed_crop: bool = False,
                 report: FaceReport | None = None) -> Path:
-    """index.json from every utterance record in the cache (this run's and earlier ones'), written last."""
-    out = Path(root) / layout.faces_dir
+    """index.json from every utterance record in the cache `out` (this run's and earlier ones'), written last."""
+    out = Path(out)
     records = {}
     for path in sorted(out.glob("*.json")):
         if path.name == INDEX:
@@ -205,7 +212,8 @@ def write_index(root: Path, layout: Layout, img_interval: int, cropper_name: str
             report.all_fallback.append(path.stem)
     index = {"format": FORMAT, "dataset": layout.key, "img_interval": int(img_interval), "fps": ASSUMED_FPS,
              "face_size": FACE_SIZE, "frame_size": layout.frame_size, "cropper": cropper_name,
-             "synthetic": has_synthetic_mark(root), "utterances": records}
+             "fixed_crop_quirk": bool(quirk_fixed_crop), "synthetic": has_synthetic_mark(out.parent),
+             "utterances": records}
     path = out / INDEX
     atomic_write_text(path, json.dumps(index) + "\n")
     return path
@@ -215,11 +223,11 @@ def write_index(root: Path, layout: Layout, img_interval: int, cropper_name: str
 # reading it
 
 
-def read_face_index(root: Path, layout: Layout, img_interval: int) -> dict:
+def read_face_index(root: Path, layout: Layout, img_interval: int, quirk_fixed_crop: bool = False) -> dict:
     """index.json of the face cache; absent or unreadable: one line naming the folder and the command that builds
     it."""
-    path = Path(root) / layout.faces_dir / INDEX
-    command = layout.faces_command(root, img_interval)
+    path = Path(root) / layout.faces_folder(quirk_fixed_crop) / INDEX
+    command = layout.faces_command(root, img_interval, quirk_fixed_crop)
     if not path.is_file():
         raise DataError(f"missing face cache {path.parent}/ ({INDEX}): expected the {FACE_SIZE}² face crops of the "
                         f"sampled frames, computed once; fix: run `{command}` (needs the MTCNN weights: "

@@ -40,6 +40,7 @@ SPLIT_FILES = {"train": "train_split.txt", "val": "valid_split.txt", "test": "te
 ASSUMED_FPS = 30  # the authors' sampling assumes 30 fps (IEMOCAP's DivX avi are 29.97)
 MOSEI_STORED_INTERVAL_MS = 500  # the MOSEI notebook keeps one frame per 500 ms
 SPLITS_URL = "github.com/wenliangdai/Multimodal-End2end-Sparse (folder `data split/`)"
+QUIRK_CROP_SUFFIX = "_QUIRKCROP"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Layout:
     key: str  # iemocap | mosei
     processed: str  # folder of meta.pkl and the utterance folders
     split_dir: str
-    faces_dir: str  # the face cache `scripts/prepare_mesm.py faces` writes
+    faces_dir: str  # the face cache `scripts/prepare_mesm.py faces` writes (+ QUIRK_CROP_SUFFIX with the quirk)
     emotions: tuple[str, ...]
     frame_size: int  # side of the square frame MTCNN sees (after the authors' resize / crop)
 
@@ -57,8 +58,13 @@ class Layout:
         raw = "<IEMOCAP_full_release>" if self.key == "iemocap" else "<CMU_MOSEI raw folder>"
         return f"python scripts/prepare_mesm.py {self.key} --raw {raw} --root <root>"
 
-    def faces_command(self, root: Path | str, img_interval: int = 500) -> str:
+    def faces_folder(self, quirk_fixed_crop: bool = False) -> str:
+        """The face cache's folder: the authors' fixed-crop arithmetic (QUIRK) gets its own, so both can exist."""
+        return self.faces_dir + (QUIRK_CROP_SUFFIX if quirk_fixed_crop else "")
+
+    def faces_command(self, root: Path | str, img_interval: int = 500, quirk_fixed_crop: bool = False) -> str:
         extra = "" if img_interval == 500 else f" --img-interval {img_interval}"
+        extra += " --quirk-fixed-crop" if quirk_fixed_crop else ""
         return f"python scripts/prepare_mesm.py faces --dataset {self.key} --root {root}{extra}"
 
 
