@@ -4,8 +4,9 @@
 Layout, names, side rule and frame sampling: `repro.data.mesm_layout`. Per utterance the sample is
 
 - ``video``: float32 (F, 3, 48, 48), 0..255, the MTCNN face crops of the sampled frames, read from the face cache
-  (`repro.data.mesm_faces`, built once by ``scripts/prepare_mesm.py faces``); the authors' normalisation
-  (mean [159, 111, 102], std [37, 33, 32]) is a ``data.transforms`` entry of the data config;
+  (`repro.data.mesm_faces`, built once by ``scripts/prepare_mesm.py faces``; ``quirk_fixed_crop`` reads the cache
+  whose no-face fallback used the authors' crop arithmetic); the authors' normalisation (mean [159, 111, 102], std
+  [37, 33, 32]) is a ``data.transforms`` entry of the data config;
 - ``audio``: float32 (C, 1, 128, 32), the 128-mel power spectrogram of the speaker's wav cut into 32-frame chunks
   (`repro.data.mesm_audio`; IEMOCAP ``audio_L.wav`` / ``audio_R.wav`` by the side rule, MOSEI ``audio.wav``);
 - ``text`` int64 (L,) token ids and ``text_mask`` bool (L,) (`repro.data.text_tokens`);

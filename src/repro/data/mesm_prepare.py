@@ -15,10 +15,11 @@ CMU-MOSEI (``<raw>/Audio/WAV_16000/<video>.wav``, ``Videos/Full/Combined/<video>
 ``Transcript/Combined/<video>.txt``, ``Labels/*.csv``): labels from the MTurk batch CSVs — per ``<video>_<clip>``
 (``Input.VIDEO_ID``'s last path part, ``Input.CLIP``) the **sum over annotators** of ``Answer.anger``,
 ``Answer.disgust``, ``Answer.fear``, ``Answer.happiness``, ``Answer.sadness``, ``Answer.surprise``, then > 0; the
-transcript lines ``video___clip___start___end___text`` give the times and text. The video is decoded once, keeping
-every ``round(0.5·fps)``-th frame of its first 280 s (2 fps), and clip frames are those at ``[int(2·start),
-int(2·end))``; the audio (channel 0 if stereo) is cut at ``int(sr·max(start, 0))..int(sr·end)``. Frames are
-written as decoded (no crop: the loader halves frames taller than 360 px and centre-crops 360²).
+transcript lines ``video___clip___start___end___text`` give the times and text. The video is decoded once, in order,
+keeping every ``round(0.5·fps)``-th frame of its first 280 s (2 fps), and clip frames are kept frames
+``[int(2·start), int(2·end))`` (streamed to the clip folders, not held in memory as the notebook does); the audio
+(channel 0 if stereo) is cut at ``int(sr·max(start, 0))..int(sr·end)``. Frames are written as decoded (no crop:
+the loader halves frames taller than 360 px and centre-crops 360²).
 
 Decoding is PyAV, in order (ENVIRONMENT.md). Resumable: an utterance whose folder exists is skipped, and a dialog /
 video whose utterances are all done is not decoded; each utterance is written into a temporary folder and renamed.
@@ -346,18 +347,28 @@ def prepare_mosei_video(raw: Path, video: str, clips: list[Utterance], root: Pat
     fps = video_fps(path)
     every = max(1, int(np.round(MOSEI_INTERVAL_MS / 1000 * fps)))
     per_second = int(1000 // MOSEI_INTERVAL_MS)
-    kept = [frame for _, frame in decode_in_order(path, lambda i: i % every == 0, limit=int(fps * MOSEI_LIMIT_S))]
-    for clip in clips:
-        final = root / MOSEI.processed / clip.uttr_id
-        temp = _temp_folder(final)
-        try:
-            _write_wav(temp / "audio.wav", rate, signal[int(rate * max(clip.start, 0.0)):int(rate * clip.end)])
-            for i, frame in enumerate(kept[int(per_second * clip.start):int(per_second * clip.end)]):
-                _write_jpg(temp / f"image_{i}.jpg", frame)
+    # clip spans in kept-frame numbers (the k-th kept frame is decoded frame k·every); frames are streamed to the
+    # clips' folders, not held: 280 s of 720p at 2 fps would be 1.5 GB
+    spans = {c.uttr_id: (int(per_second * c.start), int(per_second * c.end)) for c in clips}
+    temps = {}
+    try:
+        for clip in clips:
+            final = root / MOSEI.processed / clip.uttr_id
+            temps[clip.uttr_id] = (_temp_folder(final), final)
+            segment = signal[int(rate * max(clip.start, 0.0)):int(rate * clip.end)]
+            _write_wav(temps[clip.uttr_id][0] / "audio.wav", rate, segment)
+        frames = decode_in_order(path, lambda i: i % every == 0, limit=int(fps * MOSEI_LIMIT_S))
+        for index, frame in frames:
+            kept = index // every
+            for uttr_id, (a, b) in spans.items():
+                if a <= kept < b:
+                    _write_jpg(temps[uttr_id][0] / f"image_{kept - a}.jpg", frame)
+        for temp, final in temps.values():
             _finish(temp, final)
-        except BaseException:
+    except BaseException:
+        for temp, _ in temps.values():
             shutil.rmtree(temp, ignore_errors=True)
-            raise
+        raise
 
 
 def prepare_mosei(raw: Path, root: Path, progress: bool = True) -> PrepareReport:
