@@ -167,7 +167,7 @@ def build_face_cache(root: Path, dataset: str, img_interval: int = 500, cropper:
     report = FaceReport(out)
     todo = [u for u in ids if not (out / f"{u}.json").is_file()]
     report.skipped = [u for u in ids if u not in set(todo)]
-    with _progress(len(todo), progress, f"{layout.key} faces") as bar:
+    with progress_bar(len(todo), progress, f"{layout.key} faces") as bar:
         task = bar.add_task("faces", total=len(todo)) if bar is not None else None
         for uttr_id in todo:
             try:
@@ -185,7 +185,7 @@ def build_face_cache(root: Path, dataset: str, img_interval: int = 500, cropper:
     return report
 
 
-def _progress(total: int, enabled: bool, what: str):
+def progress_bar(total: int, enabled: bool, what: str):
     """A rich progress bar (rich is a dependency), or a no-op."""
     from contextlib import nullcontext
 

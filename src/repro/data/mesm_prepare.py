@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.base import DataError, has_synthetic_mark
+from repro.data.mesm_faces import progress_bar
 from repro.data.mesm_layout import IEMOCAP, MOSEI, Layout, iemocap_parent
 from repro.files import atomic_write, atomic_write_text
 
@@ -145,12 +146,6 @@ def write_meta(root: Path, layout: Layout, meta: dict) -> Path:
     path = root / layout.processed / "meta.pkl"
     atomic_write(path, lambda f: pickle.dump(meta, f), binary=True)
     return path
-
-
-def _progress(total: int, enabled: bool, what: str):
-    from repro.data.mesm_faces import _progress as bar
-
-    return bar(total, enabled, what)
 
 
 def _mark_synthetic(raw: Path, root: Path) -> None:
@@ -287,7 +282,7 @@ def prepare_iemocap(raw: Path, root: Path, progress: bool = True) -> PrepareRepo
     (root / IEMOCAP.processed).mkdir(parents=True, exist_ok=True)
     done = {p.name for p in (root / IEMOCAP.processed).glob("*/*") if p.is_dir() and not p.name.startswith(".")}
     meta = {}
-    with _progress(len(dialogs), progress, "IEMOCAP dialogs") as bar:
+    with progress_bar(len(dialogs), progress, "IEMOCAP dialogs") as bar:
         task = bar.add_task("dialogs", total=len(dialogs)) if bar is not None else None
         for dialog_dir, dialog in dialogs:
             try:
@@ -390,7 +385,7 @@ def prepare_mosei(raw: Path, root: Path, progress: bool = True) -> PrepareReport
     report = PrepareReport(root)
     (root / MOSEI.processed).mkdir(parents=True, exist_ok=True)
     meta = {}
-    with _progress(len(by_video), progress, "MOSEI videos") as bar:
+    with progress_bar(len(by_video), progress, "MOSEI videos") as bar:
         task = bar.add_task("videos", total=len(by_video)) if bar is not None else None
         for video, clips in sorted(by_video.items()):
             todo = [c for c in clips if not (root / MOSEI.processed / c.uttr_id).is_dir()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,12 @@ class AlbertTokens:
         return out["input_ids"].astype(np.int64), out["attention_mask"].astype(bool)
 
 
+@lru_cache(maxsize=2)
+def albert_tokens(model_dir: str) -> AlbertTokens:
+    """One tokenizer per folder and process (a reader tokenises its three splits with it)."""
+    return AlbertTokens(model_dir)
+
+
 def tokenize(texts: Sequence[str], max_length: int, model_dir: str | Path | None = None,
              tiny: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(ids int64 (N, max_length), mask bool (N, max_length)) of `texts`, right-padded as the authors'."""
@@ -79,7 +86,7 @@ def tokenize(texts: Sequence[str], max_length: int, model_dir: str | Path | None
     if not tiny:
         if model_dir is None:
             raise DataError(f"data.text.model_dir is not set: expected the albert-base-v2 folder; fix: {ALBERT_HINT}")
-        return AlbertTokens(model_dir).batch(texts, max_length)
+        return albert_tokens(str(model_dir)).batch(texts, max_length)
     tokenizer = ByteTokenizer()
     ids = np.full((len(texts), max_length), PAD, np.int64)
     for row, text in enumerate(texts):
