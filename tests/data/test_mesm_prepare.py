@@ -90,7 +90,7 @@ def test_prepare_iemocap_end_to_end(tmp_path, capsys):
     raw, root = tmp_path / "IEMOCAP_full_release", tmp_path / "mesm"
     write_release(raw)
     script = load_script("prepare_mesm")
-    assert script.main(["iemocap", "--raw", str(raw), "--root", str(root), "--no-progress"]) == 1
+    assert script.main(["iemocap", "--raw", str(raw), "--root", str(root)]) == 1  # with the progress bar
     out, err = capsys.readouterr()
     assert "2 utterances prepared now, 0 already done, 1 bad" in out
     assert f"Session1/Ses01F_impro02: missing {raw / 'Session1/dialog/avi/DivX/Ses01F_impro02.avi'}" in err
