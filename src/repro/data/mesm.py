@@ -172,9 +172,13 @@ class MesmRawReader(Reader):
 
     @property
     def fix(self) -> str:
-        return (f"prepare the layout with `{self.layout.prepare_command()}` and its faces with "
+        return (f"prepare the layout with `{self.prepare_command}` and its faces with "
                 f"`{self.faces_command}` "
                 f"(or {self.point_at(self.root, 'the folder holding ' + self.layout.processed + '/')})")
+
+    @property
+    def prepare_command(self) -> str:
+        return self.layout.prepare_command(self.root)
 
     @property
     def faces_command(self) -> str:
@@ -191,7 +195,7 @@ class MesmRawReader(Reader):
         folder = found.get(uttr_id) or utterance_folder(self.root, self.layout, uttr_id)
         if not folder.is_dir():
             raise DataError(f"{split_path} lists {uttr_id}, which has no folder {folder}: expected its frames and "
-                            f"wavs; fix: prepare it ({self.layout.prepare_command()}) or use the split files that "
+                            f"wavs; fix: prepare it ({self.prepare_command}) or use the split files that "
                             f"match your release")
         return folder
 
@@ -217,10 +221,10 @@ class MesmRawReader(Reader):
         for path in paths:
             if not path.is_file():
                 raise DataError(f"missing audio file {path}: expected the utterance's mono {self.sample_rate} Hz "
-                                f"wav; fix: prepare the utterance again ({self.layout.prepare_command()}; delete "
+                                f"wav; fix: prepare the utterance again ({self.prepare_command}; delete "
                                 f"its folder first)")
         return SpectrogramChunks(paths, self.layout.key, self.sample_rate,
-                                 f"prepare the utterance again ({self.layout.prepare_command()})")
+                                 f"prepare the utterance again ({self.prepare_command})")
 
     def face_index(self) -> dict | None:
         """The face cache's index: required when video is read, used (when present) to drop frameless ones."""
@@ -239,7 +243,7 @@ class MesmRawReader(Reader):
         if missing:
             raise DataError(f"{split_path} lists {missing[0]} ({len(missing)} ids in all) that {meta_path} does not "
                             f"describe; fix: use the split files of the same release, or rerun "
-                            f"{self.layout.prepare_command()}")
+                            f"{self.prepare_command}")
         if index is not None:
             no_frames = [u for u in ids if u in index["utterances"] and not index["utterances"][u]["frames"]]
             if no_frames:

@@ -54,9 +54,9 @@ class Layout:
     emotions: tuple[str, ...]
     frame_size: int  # side of the square frame MTCNN sees (after the authors' resize / crop)
 
-    def prepare_command(self) -> str:
+    def prepare_command(self, root: Path | str = "<root>") -> str:
         raw = "<IEMOCAP_full_release>" if self.key == "iemocap" else "<CMU_MOSEI raw folder>"
-        return f"python scripts/prepare_mesm.py {self.key} --raw {raw} --root <root>"
+        return f"python scripts/prepare_mesm.py {self.key} --raw {raw} --root {root}"
 
     def faces_folder(self, quirk_fixed_crop: bool = False) -> str:
         """The face cache's folder: the authors' fixed-crop arithmetic (QUIRK) gets its own, so both can exist."""
