@@ -47,6 +47,10 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         "ntu_skeleton": ((32, 16, 16), {"skeleton": [3, 32, 25, 2]}),
         # the same samples + one SYNTHETIC avi each, paired by stem; 8 frames of 32² (the registry's smoke overrides)
         "ntu": ((32, 16, 16), {"video": [8, 3, 32, 32], "skeleton": [3, 32, 25, 2]}),
+        # MESM's raw layout (repro.data.fixtures_mesm): 8/6/6 utterances; the first has 2 (IEMOCAP, 16 frames at step
+        # 15) / 3 (MOSEI, 2-fps) face crops and 2 / 4 spectrogram chunks (float32; the token ids are int64)
+        "iemocap_raw": ((8, 6, 6), {"video": [2, 3, 48, 48], "audio": [2, 1, 128, 32]}),
+        "mosei_raw": ((8, 6, 6), {"video": [3, 3, 48, 48], "audio": [4, 1, 128, 32]}),
     }
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
@@ -121,8 +125,9 @@ def test_fixture_then_check(name, tmp_path, capsys):
             assert sum(labels["counts"].values()) == split["samples"]
         elif labels["kind"] == "classes per column":  # IEMOCAP: present/absent per emotion
             assert [sum(c.values()) for c in labels["counts"]] == [split["samples"]] * 4
-        elif labels["kind"] == "multi-hot":  # MM-IMDB: every movie has at least one genre
-            assert len(labels["positives"]) == 23 and sum(labels["positives"]) >= split["samples"]
+        elif labels["kind"] == "multi-hot":  # MM-IMDB: every movie has at least one genre (MESM: one emotion or more)
+            assert len(labels["positives"]) == (6 if name.endswith("_raw") else 23)
+            assert sum(labels["positives"]) >= split["samples"]
         else:
             assert sum(labels["counts"]) == split["samples"] * labels["columns"]
     if name == "synthetic_folds":

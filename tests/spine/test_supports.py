@@ -53,6 +53,8 @@ SUPPORTED_ON_MAIN |= {"ntu_skeleton": ["unimodal_skeleton"]}
 # Added since (issue 15): data=ntu (skeletons + RGB) and the fusions of MSAF T3 / MFAS T4 on it.
 SUPPORTED_ON_MAIN |= {"ntu": ["centralnet", "gmu", "late_avg", "mfas_found", "mmtm", "msaf", "two_stream",
                       "unimodal_skeleton", "unimodal_video"]}
+# Added since (issue 16, data branch): MESM's raw-data configs; their fusions (fe2e, mesm) come with the model branch.
+SUPPORTED_ON_MAIN |= {"iemocap_raw": [], "mosei_raw": []}
 
 
 def test_supported_pairs_are_exactly_those_of_main():

@@ -3,7 +3,8 @@
 Splits and folds are the reader's business (DESIGN.md); this class batches, and applies the per-modality
 `data.transforms` after the reader (`repro.data.transforms`: train pipelines on the train split, eval pipelines on
 val and test; none configured = the reader's samples unchanged). The default collate stacks tensors and keeps
-string ids as a list.
+string ids as a list; a reader whose samples do not stack (e.g. MESM's variable frame / chunk counts) provides its
+own as a `collate` attribute, which the loaders use instead.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class MultimodalDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            collate_fn=getattr(self.reader, "collate", None),  # the reader's own batching, if it has one
         )
 
     def train_dataloader(self) -> DataLoader:
