@@ -68,8 +68,15 @@ def forward_flops(module: nn.Module, inputs, per_sample_of: int | None = None) -
 
 
 def batch_to(batch: Mapping, n: int) -> dict:
-    """The first `n` samples of a collated batch (tensors sliced, lists cut)."""
-    return {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    """The first `n` samples of a collated batch (tensors sliced, lists cut). A modality whose frames are concatenated
+    over the samples with per-sample `<modality>_counts` (the MESM raw readers) is cut after its first n samples'
+    frames."""
+    out = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    for key, counts in batch.items():
+        modality = key[: -len("_counts")]
+        if key.endswith("_counts") and modality in batch:
+            out[modality] = batch[modality][: int(torch.as_tensor(counts)[:n].sum())]
+    return out
 
 
 def peak_memory() -> dict:
