@@ -4,8 +4,9 @@ NOTES §5.2: ALBERT-base-v2, `last_hidden_state[:, 0]`, the authors' `t_out`).
 `tiny: true` builds a random-initialised SYNTHETIC tiny ALBERT (vocabulary 260 = the byte-level fixture tokeniser of
 repro.data.text_tokens, embedding 16, hidden 32, 2 layers, 2 heads, intermediate 64) for fixtures, SMOKE runs and
 tests; otherwise ALBERT-base-v2's weights are read offline from the local folder `model_dir` (a `save_pretrained`
-copy). The [CLS] feature is also MESM's attention query (§4.3.1, q). The whole branch (ALBERT + head) sits under
-`encoders.text`, the prefix of the optimiser's lr/10 group (IMPLEMENTATION-NOTES §5.4).
+copy). The pooler is not built (the authors read `last_hidden_state[:, 0]`; an unused pooler would hold
+parameters without gradients). The [CLS] feature is also MESM's attention query (§4.3.1, q). The whole branch
+(ALBERT + head) sits under `encoders.text`, the prefix of the optimiser's lr/10 group (IMPLEMENTATION-NOTES §5.4).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ def load_albert(tiny: bool, model_dir: str | os.PathLike | None) -> nn.Module:
     from transformers import AlbertConfig, AlbertModel
 
     if tiny:
-        return AlbertModel(AlbertConfig(**TINY_ALBERT))
+        return AlbertModel(AlbertConfig(**TINY_ALBERT), add_pooling_layer=False)
     folder = Path(model_dir) if model_dir else None
     if folder is None or not (folder / "config.json").is_file():
         raise FileNotFoundError(
-            f"ALBERT folder {folder} not found (data.text.model_dir; expected config.json + weights): on a machine with "
-            "internet run AlbertModel.from_pretrained('albert-base-v2').save_pretrained(DIR) (and the tokenizer), copy "
-            "DIR here and set paths.text_model_dir=DIR — or data.text.tiny=true for the SYNTHETIC tiny model")
-    return AlbertModel.from_pretrained(str(folder), local_files_only=True)
+            f"ALBERT folder {folder} not found (data.text.model_dir; expected config.json + weights): on a machine "
+            "with internet run AlbertModel.from_pretrained('albert-base-v2').save_pretrained(DIR) (and the tokenizer), "
+            "copy DIR here and set paths.text_model_dir=DIR — or data.text.tiny=true for the SYNTHETIC tiny model")
+    return AlbertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
 
 
 class AlbertText(nn.Module):
