@@ -127,3 +127,32 @@ def test_weighted_attention_extension_trains_the_attention_layers():
 def test_mesm_needs_text():
     with pytest.raises(ValueError, match="needs the text modality"):
         MESM(encoders(), 6, modalities=["audio", "video"])
+
+
+@pytest.mark.parametrize("backbone", ["iemocap_raw", "mosei_raw"])
+@pytest.mark.parametrize("fusion", ["fe2e", "mesm"])
+def test_configs_build_the_networks_with_the_presets_text_group(fusion, backbone):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from repro.config import CONFIG_DIR
+    from repro.optimization import build_optimizer, optimization_from_config
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(overrides=[f"+fusion={fusion}", f"+backbone={backbone}", "+data.text.tiny=true",
+                                 "+data.text.model_dir=null"])
+    preset = OmegaConf.load(CONFIG_DIR / "preset" / f"{backbone}_{fusion}.yaml")
+    cfg = OmegaConf.merge(cfg, {"fusion": preset.get("fusion", {})})
+    torch.manual_seed(7)
+    encoders_ = {m: instantiate(c) for m, c in cfg.backbone.encoders.items()}
+    net = instantiate(cfg.fusion.net, _convert_="all")(encoders=encoders_, num_classes=6)
+    assert type(net).__name__ == fusion.upper()
+    if fusion == "mesm":
+        assert net.encoders["video"].cnn.top_p == (0.7 if backbone == "iemocap_raw" else 0.5)   # Tables 3 / 4
+    optimizer = build_optimizer(list(net.named_parameters()), optimization_from_config(
+        OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "optimizer" / "adam.yaml"), preset.optimizer)))
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([5e-5, 5e-6])
+    assert len(optimizer.param_groups[1]["params"]) == len(list(net.encoders["text"].parameters()))
+    out = net(contract_batch(8))
+    assert out.logits.shape == (2, 6) and out.extras["feature_flops"].shape == (2,)
