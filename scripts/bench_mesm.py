@@ -252,7 +252,7 @@ def breakdown(args, device, shape) -> dict:
 
                 def select(feats=feats, idx=idx, attention=attention):
                     fr = idx[:, 0].long()
-                    probs = segment_softmax(attention(feats, queries[fr]), fr, frames)
+                    probs = segment_softmax(attention(feats, queries, fr), fr, frames)
                     return nucleus_keep(probs, fr, frames, p)
 
                 keep, t_sel = clock(select)
@@ -294,6 +294,7 @@ def main(argv=None) -> None:
     parser.add_argument("--ps", default="0.1,0.3,0.5,0.7,0.9")
     parser.add_argument("--parts", default="steps,stages,breakdown")
     parser.add_argument("--out", default="outputs/bench")
+    parser.add_argument("--tag", default="", help="suffix of the JSON name (mesm_<device>[_bf16][_<tag>].json)")
     args = parser.parse_args(argv)
     args.ps = [float(p) for p in args.ps.split(",")]
 
@@ -302,7 +303,7 @@ def main(argv=None) -> None:
 
     from repro.results import atomic_write_text, hardware, versions
 
-    name = f"mesm_{args.device}{'_bf16' if args.bf16 else ''}.json"
+    name = f"mesm_{args.device}{'_bf16' if args.bf16 else ''}{'_' + args.tag if args.tag else ''}.json"
     target = Path(args.out) / name
     record = {"args": {k: v for k, v in vars(args).items()}, "loadavg_before": list(os.getloadavg()),
               "torch": torch.__version__, "spconv": spconv.__version__, "hardware": hardware(),

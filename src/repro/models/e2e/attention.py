@@ -21,9 +21,12 @@ class CrossModalAttention(nn.Module):
         self.query_proj = nn.Linear(query_dim, k, bias=False)  # W_q
         self.score = nn.Linear(k, 1)                        # w_i, b_i
 
-    def forward(self, features: torch.Tensor, site_queries: torch.Tensor) -> torch.Tensor:
-        """(N, C) site features and (N, d) their frame's text query -> (N,) scores (Eq. 1–2 before softmax)."""
-        return self.score(torch.tanh(self.feature_proj(features) + self.query_proj(site_queries))).squeeze(-1)
+    def forward(self, features: torch.Tensor, frame_queries: torch.Tensor, site_frames: torch.Tensor) -> torch.Tensor:
+        """(N, C) site features, (F, d) text queries per frame and (N,) each site's frame -> (N,) scores (Eq. 1–2
+        before the softmax). W_q q is computed once per frame, then gathered: projecting a gathered (N, d) query
+        matrix would cost N·d·k multiply-adds (2 G for a batch of 72 faces at 24², as much as the block's convs)."""
+        query = self.query_proj(frame_queries)[site_frames]
+        return self.score(torch.tanh(self.feature_proj(features) + query)).squeeze(-1)
 
 
 def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:

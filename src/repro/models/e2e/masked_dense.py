@@ -60,9 +60,10 @@ def masked_attention(cnn: SparseFrameCNN, b: int, x: torch.Tensor, active: torch
                      frame_queries: torch.Tensor) -> torch.Tensor:
     """Eq. 1–2 of block b at every location of (F, C, H, W), softmax over each frame's active sites -> (F, H, W)."""
     frames, channels, h, w = x.shape
-    sites = x.permute(0, 2, 3, 1).reshape(frames, h * w, channels)
-    queries = frame_queries.unsqueeze(1).expand(frames, h * w, -1)
-    scores = cnn.attention[b](sites, queries).masked_fill(~active.view(frames, -1), float("-inf"))
+    sites = x.permute(0, 2, 3, 1).reshape(frames * h * w, channels)
+    site_frames = torch.arange(frames, device=x.device).repeat_interleave(h * w)
+    scores = cnn.attention[b](sites, frame_queries, site_frames).view(frames, h * w)
+    scores = scores.masked_fill(~active.view(frames, -1), float("-inf"))
     return torch.softmax(scores, dim=1).view(frames, h, w)
 
 

@@ -131,7 +131,7 @@ class SparseFrameCNN(nn.Module):
         for b, (attention, block) in enumerate(zip(self.attention, self.sparse)):
             size = (h // POOL ** b, w // POOL ** b)
             site_frames = indices[:, 0].long()
-            probs = segment_softmax(attention(features, frame_queries[site_frames]), site_frames, frames)
+            probs = segment_softmax(attention(features, frame_queries, site_frames), site_frames, frames)
             keep = nucleus_keep(probs, site_frames, frames, self.top_p)
             kept_features = features[keep]
             if self.weight_by_attention:
