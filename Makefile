@@ -106,6 +106,10 @@ bench-ntu-skeleton: $(STAMP) ## NTU skeleton cache build at release size: 56,880
 bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the search on a 60k AV-MNIST-format SYNTHETIC fixture (~3.5 GB in /tmp, deleted after) → outputs/bench/memory.json
 	$(PY) scripts/bench_memory.py $(ARGS)
 
+.PHONY: bench-mesm
+bench-mesm: $(STAMP) ## MESM vs FE2E on CPU (2 threads): train steps at batch 8 (IEMOCAP shapes), sparse vs dense blocks at p 0.1-0.9, where the sparse time goes → results/bench/mesm_cpu.json (ARGS="--device cuda [--bf16]" on a GPU)
+	$(PY) scripts/bench_mesm.py --out results/bench $(ARGS)
+
 .PHONY: bench-msaf-ravdess
 bench-msaf-ravdess: $(STAMP) ## MSAF RAVDESS train step, batch 2 × 30×224², CPU: fp32 / channels-last / checkpointed activations, one process each → outputs/bench/msaf_ravdess_cpu.json
 	$(PY) scripts/bench_video.py --device cpu --net msaf --isolate --steps 3 --warmup 1 \

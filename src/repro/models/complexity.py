@@ -68,13 +68,14 @@ def forward_flops(module: nn.Module, inputs, per_sample_of: int | None = None) -
 
 
 def batch_to(batch: Mapping, n: int) -> dict:
-    """The first `n` samples of a collated batch (tensors sliced, lists cut). A modality whose items of all samples are
-    concatenated (MESM's face frames / spectrogram chunks: `<key>` (ΣF, ...) with `<key>_counts` (B,)) keeps the
-    rows of its first `n` samples."""
+    """The first `n` samples of a collated batch (tensors sliced, lists cut). A modality whose frames are concatenated
+    over the samples with per-sample `<modality>_counts` (the MESM raw readers) is cut after its first n samples'
+    frames."""
     out = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
     for key, counts in batch.items():
-        if key.endswith("_counts") and key[: -len("_counts")] in batch:
-            out[key[: -len("_counts")]] = batch[key[: -len("_counts")]][: int(counts[:n].sum())]
+        modality = key[: -len("_counts")]
+        if key.endswith("_counts") and modality in batch:
+            out[modality] = batch[modality][: int(torch.as_tensor(counts)[:n].sum())]
     return out
 
 
