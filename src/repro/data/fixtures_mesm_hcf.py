@@ -125,7 +125,8 @@ def write_mosei_hcf(root: str | Path, n: tuple[int, int, int] = (12, 6, 6), step
         ids = [f"SYNTH{p}v{k:03d}_{k % 4}" for k in range(count)]
         _write_split(root, "MOSEI", phase, ids)
         labels = mosei_labels(count)
-        meta.update({uid: {"text": f"SYNTHETIC segment {uid}", "label": labels[k].tolist()} for k, uid in enumerate(ids)})
+        meta.update({uid: {"text": f"SYNTHETIC segment {uid}", "label": labels[k].tolist()}
+                     for k, uid in enumerate(ids)})
         extra = [f"SYNTH{p}unused_{j}" for j in range(2)]  # rows that no split lists
         order = rng.permutation(count + len(extra))  # the pickle's rows in another order than the split file
         all_ids = ids + extra

@@ -8,7 +8,7 @@ Layout (the authors' ``--datapath`` folder, wenliangdai/Multimodal-End2end-Spars
     <root>/IEMOCAP_RAW_PROCESSED/meta.pkl                     uttr id -> {..., 'label': 'ang'|'exc'|..., ...}
     <root>/IEMOCAP_HCF_FEATURES/{phase}_text_features.pt      pickle: uttr id -> (T, 300) GloVe vectors
     <root>/IEMOCAP_HCF_FEATURES/{phase}_audio_features.pt     pickle: uttr id -> {'L': (D, T), 'R': (D, T)}
-    <root>/IEMOCAP_HCF_FEATURES/{phase}_video_features.pt     pickle: uttr id -> {'image_L_<i>': vector, 'image_R_<i>': ...}
+    <root>/IEMOCAP_HCF_FEATURES/{phase}_video_features.pt     pickle: uttr id -> {'image_L_<i>': row, 'image_R_<i>': ..}
     <root>/MOSEI_SPLIT/{train,valid,test}_split.txt           <video id>_<clip>
     <root>/MOSEI_RAW_PROCESSED/meta.pkl                       id -> {'text': str, 'label': 6 ints (multi-hot)}
     <root>/MOSEI_HCF_FEATURES/mosei_senti_hcf_{phase}.pkl     {'id': (N,) str, 'text': (N, T, 300),
@@ -233,8 +233,8 @@ class IemocapHCFReader(_HCFReader):
     name = "iemocap_hcf"
     dataset = "IEMOCAP"
     emotions = IEMOCAP_EMOTIONS
-    data_format = ("IEMOCAP_HCF_FEATURES/{train,valid,test}_{text,audio,video}_features.pt (pickled dicts: GloVe (T,300), "
-                   "{'L','R'} -> (D,T) acoustic, frame -> OpenFace row), IEMOCAP_SPLIT/*_split.txt, "
+    data_format = ("IEMOCAP_HCF_FEATURES/{train,valid,test}_{text,audio,video}_features.pt (pickled dicts: GloVe "
+                   "(T,300), {'L','R'} -> (D,T) acoustic, frame -> OpenFace row), IEMOCAP_SPLIT/*_split.txt, "
                    "IEMOCAP_RAW_PROCESSED/meta.pkl labels (MESM's baselines)")
     FILES = {"text": "text", "audio": "audio", "vision": "video"}  # modality -> file infix
 
@@ -330,8 +330,9 @@ class MoseiHCFReader(_HCFReader):
     name = "mosei_hcf"
     dataset = "MOSEI"
     emotions = MOSEI_EMOTIONS
-    data_format = ("MOSEI_HCF_FEATURES/mosei_senti_hcf_{train,valid,test}.pkl ({'id', 'text' (N,T,300), 'audio', "
-                   "'vision' (N,T,D)}), MOSEI_SPLIT/*_split.txt, MOSEI_RAW_PROCESSED/meta.pkl labels (MESM's baselines)")
+    data_format = ("MOSEI_HCF_FEATURES/mosei_senti_hcf_{train,valid,test}.pkl ({'id', 'text' (N,T,300), "
+                   "'audio', 'vision' (N,T,D)}), MOSEI_SPLIT/*_split.txt, MOSEI_RAW_PROCESSED/meta.pkl labels "
+                   "(MESM's baselines)")
     DIMS = {"text": GLOVE_DIM, "audio": None, "vision": FAU_DIM}  # audio: as stored (COVAREP 74 in MulT's files)
 
     @classmethod
