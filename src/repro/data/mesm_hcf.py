@@ -1,4 +1,4 @@
-"""MESM's hand-crafted-feature (HCF) inputs of the baselines (Dai et al., NAACL 2021, mesm.txt §4 "Baselines";
+"""MESM's hand-crafted-feature (HCF) inputs of the baselines (Dai et al., NAACL 2021, mesm.txt §5.2 "Baselines";
 IMPLEMENTATION-NOTES §5.1): GloVe words, acoustic frames and facial action units for IEMOCAP and CMU-MOSEI, on the
 same utterances, labels and splits as the end-to-end readers (`repro.data.mesm`).
 
@@ -23,7 +23,9 @@ MOSEI_baseline, HCFDataLoader.collate_fn_hcf, collate_fn_hcf_mosei), and this re
   over anger, disgust, fear, happiness, sadness, surprise), as float32 (6,) rows for the per-emotion BCE.
 - IEMOCAP speaker side: 'L' when the session's gender letter (5th character of ``Ses01F``) equals the first letter of
   the id's last token (``F018``), else 'R' (``use_left``). Audio: the side's (D, T) matrix transposed to (T, D), then
-  the columns of `AUDIO_FEATURE_TYPES` (``-aft``; default ``all`` = the 144 of the paper's hfc size). Video: frames
+  the columns of `AUDIO_FEATURE_TYPES` (``-aft``; default ``all`` = the 144 columns of the code's hfc size 144; the
+  paper's text counts 142 features, type ``disvoice_142``: the code adds columns 100 and 101, "2 empty features ...
+  to make it 144", lf_transformer.py). Video: frames
   ``image_<side>_<i>`` for i in range(len(frames) // 2), skipping absent keys, in index order (``sample_by_interval``
   with full=True), each vector's last 35 entries (the OpenFace action units).
 - Text: the (T, 300) GloVe rows; an utterance with no word is all padding (the authors' zeros).
@@ -84,8 +86,11 @@ AUDIO_FEATURE_TYPES: dict[str, list[int]] = {
     "plus": (_span(0, 33) + _span(58, 103) + _span(116, 121) + _span(180, 213) + _span(238, 243)
              + _span(360, 365) + _span(424, 457) + _span(482, 487) + _span(552, 559) + _span(562, 565)
              + _span(568, 581) + _span(655, 762)),  # 6
+    # mesm.txt §5.2's 142 DisVoice features (BBE + MFCC + 108 phonological statistics) without the two extra
+    # columns of type 0 (datasets.py's unused module-level `audio_feature_indices`)
+    "disvoice_142": _span(0, 33) + _span(655, 762),
 }
-AUDIO_FEATURE_CODES = tuple(AUDIO_FEATURE_TYPES)  # the authors' integer code of each name is its position
+AUDIO_FEATURE_CODES = tuple(AUDIO_FEATURE_TYPES)[:7]  # the authors' -aft code of each name is its position
 
 PREPARE_HINT = ("download the authors' processed data (wenliangdai/Multimodal-End2end-Sparse README, 'Preparation') "
                 "and point data.reader.root at the folder holding {dataset}_HCF_FEATURES, {dataset}_SPLIT and "
