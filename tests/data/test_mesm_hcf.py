@@ -78,7 +78,7 @@ def test_audio_feature_types_have_the_authors_column_counts():
 def test_iemocap_counts_ids_labels(iemocap):
     _, splits = iemocap
     assert {s: len(d) for s, d in splits.items()} == {"train": 12, "val": 6, "test": 6}
-    for p, (split, d) in enumerate(splits.items()):
+    for p, d in enumerate(splits.values()):
         assert list(d.ids) == iemocap_ids(p, len(d))  # the split file's order
         # the fixture cycles through the six emotions: one-hot rows, float32 for the per-emotion BCE
         expected = np.eye(6, dtype=np.float32)[np.arange(len(d)) % 6]
