@@ -117,11 +117,11 @@ class LFRNN(_LateFusionBaseline):
 class CLSTransformer(nn.Module):
     """WrappedTransformerEncoder(get_cls=True): [CLS] + sequence -> post-LN encoder (no positions) -> [CLS] output."""
 
-    def __init__(self, dim: int, heads: int, layers: int, ffn: int, dropout: float):
+    def __init__(self, dim: int, heads: int, layers: int, ffn: int, dropout: float, modality: str = "<modality>"):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"LF-Transformer: feature size {dim} is not divisible by {heads} heads; set "
-                             f"fusion.net.heads.<modality> to a divisor of {dim}")
+            raise ValueError(f"LF-Transformer: {modality} feature size {dim} is not divisible by {heads} heads; set "
+                             f"fusion.net.heads.{modality} to a divisor of {dim}")
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ffn, dropout=dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
         self.cls = nn.Embedding(1, dim)
@@ -149,7 +149,8 @@ class LFTransformer(_LateFusionBaseline):
         super().__init__(encoders, num_classes, quirk_padding)
         n_heads = per_modality(heads, self.modalities, "heads", defaults=LF_TRANSFORMER_HEADS)
         self.transformers = nn.ModuleDict({
-            m: CLSTransformer(self.dims[m], n_heads[m], int(layers), int(ffn), float(dropout)) for m in self.modalities
+            m: CLSTransformer(self.dims[m], n_heads[m], int(layers), int(ffn), float(dropout), m)
+            for m in self.modalities
         })
         self.heads = nn.ModuleDict({m: late_head(self.dims[m], num_classes) for m in self.modalities})
 
