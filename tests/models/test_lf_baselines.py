@@ -68,7 +68,8 @@ def test_lf_transformer_parameter_count_is_the_authors():
 
 
 def test_heads_must_divide_the_feature_size():
-    with pytest.raises(ValueError, match=r"vision feature size 35 is not divisible by 4 heads; set fusion.net.heads.vision"):
+    match = r"vision feature size 35 is not divisible by 4 heads; set fusion.net.heads.vision"
+    with pytest.raises(ValueError, match=match):
         LFTransformer(encoders(), 6, heads={"vision": 4})
 
 
