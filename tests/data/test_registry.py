@@ -48,6 +48,9 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         # the same samples + one SYNTHETIC avi each, paired by stem; 8 frames of 32² (the registry's smoke overrides)
         "ntu": ((32, 16, 16), {"video": [8, 3, 32, 32], "skeleton": [3, 32, 25, 2]}),
     }
+    # MESM's hand-crafted features (issue 16): steps = the longest fixture sequence of each modality
+    out["iemocap_hcf"] = ((12, 6, 6), {"text": [6, 300], "audio": [14, 144], "vision": [7, 35]})
+    out["mosei_hcf"] = ((12, 6, 6), {"text": [8, 300], "audio": [12, 74], "vision": [12, 35]})
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
         out[f"{d}_unaligned"] = ((16, 8, 8), {"text": [6, 300], "audio": [UNALIGNED_FRAMES, a],
