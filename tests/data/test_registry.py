@@ -52,6 +52,9 @@ def _expected() -> dict[str, tuple[tuple[int, int, int], dict[str, list[int]]]]:
         "iemocap_raw": ((8, 6, 6), {"video": [2, 3, 48, 48], "audio": [2, 1, 128, 32]}),
         "mosei_raw": ((8, 6, 6), {"video": [3, 3, 48, 48], "audio": [4, 1, 128, 32]}),
     }
+    # MESM's hand-crafted features (issue 16): steps = the longest fixture sequence of each modality
+    out["iemocap_hcf"] = ((12, 6, 6), {"text": [6, 300], "audio": [14, 144], "vision": [7, 35]})
+    out["mosei_hcf"] = ((12, 6, 6), {"text": [8, 300], "audio": [12, 74], "vision": [12, 35]})
     for d, (a, v) in MULT_DIMS.items():
         out[d] = ((12, 4, 4), {"text": [20, 300], "audio": [20, a], "vision": [20, v]})
         out[f"{d}_unaligned"] = ((16, 8, 8), {"text": [6, 300], "audio": [UNALIGNED_FRAMES, a],
@@ -125,8 +128,8 @@ def test_fixture_then_check(name, tmp_path, capsys):
             assert sum(labels["counts"].values()) == split["samples"]
         elif labels["kind"] == "classes per column":  # IEMOCAP: present/absent per emotion
             assert [sum(c.values()) for c in labels["counts"]] == [split["samples"]] * 4
-        elif labels["kind"] == "multi-hot":  # MM-IMDB: every movie has at least one genre (MESM: one emotion or more)
-            assert len(labels["positives"]) == (6 if name.endswith("_raw") else 23)
+        elif labels["kind"] == "multi-hot":  # MM-IMDB: every movie has at least one genre (23); MESM: 6 emotions
+            assert len(labels["positives"]) == (6 if name.endswith(("_raw", "_hcf")) else 23)
             assert sum(labels["positives"]) >= split["samples"]
         else:
             assert sum(labels["counts"]) == split["samples"] * labels["columns"]

@@ -57,9 +57,13 @@ SUPPORTED_ON_MAIN |= {"ntu": ["centralnet", "gmu", "late_avg", "mfas_found", "mm
 SUPPORTED_ON_MAIN |= {"iemocap_raw": [], "mosei_raw": []}
 
 
+# Added since (issue 16): MESM's hand-crafted-feature baselines (LF-LSTM, LF-Transformer, MulT).
+SUPPORTED_ON_MAIN |= {d: ["lf_rnn", "lf_transformer", "mult"] for d in ("iemocap_hcf", "mosei_hcf")}
+
+
 def test_supported_pairs_are_exactly_those_of_main():
     assert {d: supported_fusions(d) for d in available("data")} == SUPPORTED_ON_MAIN
-    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 9
+    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 9 + 6
 
 
 def test_every_supports_entry_names_a_family_or_a_data_set():
@@ -74,7 +78,7 @@ def test_presets_exist_only_where_they_carry_settings():
         data = next(d for d in sorted(available("data"), key=len, reverse=True) if name.startswith(f"{d}_"))
         assert name[len(data) + 1:] in supported_fusions(data), f"preset {name}.yaml is for an unsupported pair"
     # 95 before the comment-only ones were removed; issue 15 added 7 NTU presets (ntu_<fusion>, ntu_mfas_found)
-    assert len(presets) == 53
+    assert len(presets) == 53 + 6  # issue 16: {iemocap,mosei}_hcf_{lf_rnn,lf_transformer,mult}
 
 
 def test_data_family_follows_the_data_config_defaults(tmp_path):
