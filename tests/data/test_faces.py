@@ -276,6 +276,16 @@ def test_batch_equals_one_by_one(cropper, astronaut):
     assert [c is None for c in cropper.crop_batch(frames)] == [False, True, False]
 
 
+def test_crop_frames_falls_back_to_the_fixed_crop(cropper, astronaut):
+    face = np.ascontiguousarray(astronaut[::2, ::2][16:240, 16:240])  # 224², face found
+    grey = np.arange(224 * 224 * 3).reshape(224, 224, 3).astype(np.uint8) // 64 + 100  # SYNTHETIC, no face
+    crops, found = cropper.crop_frames([face, grey])
+    assert crops.shape == (2, 48, 48, 3) and crops.dtype == np.uint8 and found.tolist() == [True, False]
+    np.testing.assert_array_equal(crops[0], cropper(face))
+    np.testing.assert_array_equal(crops[1], grey[88:136, 88:136])
+    np.testing.assert_array_equal(cropper.crop_frames([grey], fallback_quirk=True)[0][0], grey[88:136, 64:112])
+
+
 def test_bad_frames_are_one_line_errors(cropper):
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         cropper(np.zeros((64, 64), np.uint8))

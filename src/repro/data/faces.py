@@ -298,6 +298,19 @@ class FaceCropper:
             crops.append(None if len(boxes) == 0 else self.crop_box(frame, boxes[0]))
         return crops
 
+    def crop_frames(self, images: Sequence[np.ndarray] | np.ndarray, fallback_quirk: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The authors' per-frame rule: the face crop, else `fixed_crop` of the frame (their no-face fallback).
+
+        Returns the crops (N, image_size, image_size, 3) uint8 and a bool (N,) array, True where a face was found.
+        """
+        frames = _as_frames(images).numpy()
+        crops = self.crop_batch(frames)
+        found = np.array([c is not None for c in crops], dtype=bool)
+        size = self.settings.image_size
+        stacked = [c if c is not None else fixed_crop(f, size, quirk=fallback_quirk) for c, f in zip(crops, frames)]
+        return np.stack(stacked).astype(np.uint8), found
+
     def crop_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Cut `box` plus the margin out of `image` and resize it to image_size² (uint8)."""
         x0, y0, x1, y1 = margin_window(box, image.shape[1], image.shape[0], self.settings.image_size,
