@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from repro.data.base import DataError
-from repro.data.faces_weights import WEIGHT_FILES, default_weights_dir, fetch_weights
+from repro.data.faces import fetch_weights
+from repro.data.faces_weights import WEIGHT_FILES, default_weights_dir
 
 
 def parse_args(argv):

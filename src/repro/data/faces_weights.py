@@ -2,9 +2,10 @@
 
 MESM (§4.1 of mesm.txt; IMPLEMENTATION-NOTES §5.1) crops faces with facenet-pytorch's MTCNN. That package cannot be
 installed here (it pulls a CUDA torchvision, ENVIRONMENT.md "Faces"), but its wheel holds the three networks' weights
-as plain state dicts (``facenet_pytorch/data/{pnet,rnet,onet}.pt``). ``fetch_weights`` downloads the wheel with the
-ordinary pip client (``pip download --no-deps``), extracts those three files plus the package's MIT licence text into
-a folder, and checks that each loads into this project's network with exactly the expected keys and shapes.
+as plain state dicts (``facenet_pytorch/data/{pnet,rnet,onet}.pt``). Here: downloading the wheel with the
+ordinary pip client (``pip download --no-deps``), extracting those three files plus the package's MIT licence text into
+a folder, and loading each into a network with exactly the expected keys and shapes (`repro.data.faces.fetch_weights`
+puts these together).
 
 The wheel is kept in the folder (1.9 MB): a later fetch re-extracts from it without the network, and the reference
 test (tests/data/test_faces.py) imports facenet's own detection code from it.
@@ -108,26 +109,3 @@ def load_state_dict(path: Path, module: torch.nn.Module) -> torch.nn.Module:
                         f"keys or shapes differ at {', '.join(wrong[:3])}; {fix}")
     module.load_state_dict(state, strict=True)
     return module
-
-
-def fetch_weights(out_dir: Path | None = None, wheel: Path | None = None) -> Path:
-    """Make `out_dir` hold pnet.pt / rnet.pt / onet.pt; idempotent. Returns the folder.
-
-    Order: files already there and loading → nothing to do; else extract from `wheel` when given, else from the wheel
-    kept in `out_dir` by an earlier fetch, else download the wheel into `out_dir` with pip.
-    """
-    from repro.data.faces import check_weights_folder  # the networks live there; imported late to avoid a cycle
-
-    out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
-    if not missing_weight_files(out_dir):
-        try:
-            check_weights_folder(out_dir)
-            return out_dir
-        except DataError:
-            pass  # damaged or foreign files: fetch them again
-    if wheel is None:
-        kept = out_dir / WHEEL_NAME
-        wheel = kept if kept.is_file() else download_wheel(out_dir)
-    extract_weights(Path(wheel), out_dir)
-    check_weights_folder(out_dir)
-    return out_dir
