@@ -123,6 +123,7 @@ def test_network_output_shapes(cropper):
         offsets, prob = net(torch.zeros(3, 3, size, size))
         assert offsets.shape == (3, 4) and prob.shape == (3,)
         assert torch.all((prob >= 0) & (prob <= 1))
+        assert net(torch.zeros(0, 3, size, size))[1].shape == (0,)  # no candidate left: an empty batch, no error
 
 
 def test_missing_weights_is_a_one_line_error_naming_folder_and_script(tmp_path):

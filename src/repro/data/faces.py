@@ -87,7 +87,7 @@ class PNet(nn.Module):
 
 def _flatten_like_caffe(x: torch.Tensor) -> torch.Tensor:
     """The dense layers were converted from Caffe/TF weights that flatten (width, height, channel)-major."""
-    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+    return x.permute(0, 3, 2, 1).flatten(1)
 
 
 class RNet(nn.Module):
@@ -366,9 +366,9 @@ class FaceCropper:
         images = frames.permute(0, 3, 1, 2).float()
         found = self._stage_one(images)
         if len(found):
-            found = self._refine(images, found, self.rnet, 24, self.settings.thresholds[1], stage=2)
+            found = self._stage_two(images, found)
         if len(found):
-            found = self._refine(images, found, self.onet, 48, self.settings.thresholds[2], stage=3)
+            found = self._stage_three(images, found)
         return [self._largest_first(found, i) for i in range(images.shape[0])]
 
     def _stage_one(self, images: torch.Tensor) -> _Candidates:
@@ -388,25 +388,30 @@ class FaceCropper:
         boxes = square(regress(boxes[keep], offsets[keep], plus_one=False))
         return _Candidates(boxes, scores[keep], image_index[keep])
 
-    def _refine(self, images: torch.Tensor, found: _Candidates, net: nn.Module, crop_size: int, threshold: float,
-                stage: int) -> _Candidates:
+    def _stage_two(self, images: torch.Tensor, found: _Candidates) -> _Candidates:
+        found, offsets = self._score(images, found, self.rnet, 24, self.settings.thresholds[1])
+        keep = batched_nms(found.boxes, found.scores, found.image_index, self.settings.nms_stage2)
+        boxes = square(regress(found.boxes[keep], offsets[keep], plus_one=True))
+        return _Candidates(boxes, found.scores[keep], found.image_index[keep])
+
+    def _stage_three(self, images: torch.Tensor, found: _Candidates) -> _Candidates:
+        found, offsets = self._score(images, found, self.onet, 48, self.settings.thresholds[2])
+        found = _Candidates(regress(found.boxes, offsets, plus_one=True), found.scores, found.image_index)
+        return found.take(batched_nms(found.boxes, found.scores, found.image_index, self.settings.nms_stage3, "min"))
+
+    def _score(self, images: torch.Tensor, found: _Candidates, net: nn.Module, crop_size: int, threshold: float
+               ) -> tuple[_Candidates, torch.Tensor]:
+        """Run `net` on the candidates' crops; keep those with P(face) > threshold, now scored by `net`."""
         crops, inside = self._crop_candidates(images, found, crop_size)
         found = found.take(inside)
         offsets, probs = net(to_network_range(crops))
         passed = probs > threshold
-        found = _Candidates(found.boxes[passed], probs[passed], found.image_index[passed])
-        offsets = offsets[passed]
-        if stage == 2:
-            keep = batched_nms(found.boxes, found.scores, found.image_index, self.settings.nms_stage2)
-            found, offsets = found.take(keep), offsets[keep]
-            return _Candidates(square(regress(found.boxes, offsets, plus_one=True)), found.scores, found.image_index)
-        found = _Candidates(regress(found.boxes, offsets, plus_one=True), found.scores, found.image_index)
-        return found.take(batched_nms(found.boxes, found.scores, found.image_index, self.settings.nms_stage3, "min"))
+        return _Candidates(found.boxes[passed], probs[passed], found.image_index[passed]), offsets[passed]
 
     @staticmethod
     def _crop_candidates(images: torch.Tensor, found: _Candidates, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each candidate's pixel window, area-resampled to size² (facenet's ``imresample``); windows of one size
-        are cut and resampled together. Also returns the indices of the candidates that have a window."""
+        """Each candidate's pixel window area-resampled to size² (facenet's ``imresample``), and the indices of the
+        candidates that have a window inside the frame. Windows of one size are cut and resampled together."""
         height, width = images.shape[2:]
         windows = pixel_windows(found.boxes, width, height)
         extents = windows[:, 2:] - windows[:, :2]  # (w, h)
