@@ -193,7 +193,12 @@ def _nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, overlap: s
     one = np.float32(1.0 if overlap == "min" else 0.0)
     x1, y1, x2, y2 = boxes.numpy().T
     areas = (x2 - x1 + one) * (y2 - y1 + one)
-    order = torch.sort(scores, descending=True, stable=True).indices.numpy()
+    if overlap == "min":
+        # facenet's numpy NMS takes the last of np.argsort (not a stable sort): the same pick among equal scores,
+        # which happen when two boxes cut the same pixel window and so get the same O-Net output
+        order = np.argsort(scores.numpy())[::-1]
+    else:
+        order = torch.sort(scores, descending=True, stable=True).indices.numpy()  # torchvision's nms order
     keep = []
     while order.size > 0:
         best, rest = order[0], order[1:]
@@ -425,7 +430,7 @@ class FaceCropper:
             cols = torch.as_tensor(windows[picked, 0, None] + np.arange(w))  # (n, w)
             frames = torch.as_tensor(frame_of[picked])
             cut = images[frames[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (n, h, w, 3)
-            crops[members] = F.interpolate(cut.permute(0, 3, 1, 2), size=(size, size), mode="area")
+            crops[members] = F.interpolate(cut.permute(0, 3, 1, 2).contiguous(), size=(size, size), mode="area")
         return crops, torch.as_tensor(inside, dtype=torch.long)
 
     @staticmethod
