@@ -438,7 +438,7 @@ class FaceCropper:
         mine = found.image_index == image
         boxes, scores = found.boxes[mine].numpy(), found.scores[mine].numpy()
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        order = np.argsort(-area, kind="stable")
+        order = np.argsort(area)[::-1]  # as facenet's detect(select_largest=True), ties included
         return boxes[order].astype(np.float32), scores[order].astype(np.float32)
 
 
