@@ -41,8 +41,6 @@ from repro.data.faces_weights import (
     extract_weights,
 )
 
-skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the astronaut photo")
-
 # The astronaut's face in skimage.data.astronaut() (512×512), read off the image by eye: hairline-to-chin and
 # ear-to-ear, x1, y1, x2, y2.
 ASTRONAUT_FACE = (175.0, 55.0, 275.0, 170.0)
@@ -79,7 +77,12 @@ def cropper(weights_dir):
 
 
 @pytest.fixture(scope="module")
-def astronaut():
+def skimage_data():
+    return pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the photos used here")
+
+
+@pytest.fixture(scope="module")
+def astronaut(skimage_data):
     return skimage_data.astronaut()
 
 
@@ -351,7 +354,7 @@ def facenet_mtcnn(facenet_wheel, tmp_path_factory):
     return mtcnn.MTCNN(image_size=48, margin=2, post_process=False)
 
 
-def _reference_images(astronaut):
+def _reference_images(astronaut, skimage_data):
     canvas = np.full((400, 640, 3), 90, np.uint8)  # SYNTHETIC tiling: faces of ≈ 45, 22 and 11 px
     canvas[10:266, 20:276] = astronaut[::2, ::2]
     canvas[200:328, 400:528] = astronaut[::4, ::4]
@@ -367,9 +370,9 @@ def _reference_images(astronaut):
             "tiled": canvas}
 
 
-def test_boxes_and_crops_equal_facenet_pytorch(cropper, facenet_mtcnn, astronaut):
+def test_boxes_and_crops_equal_facenet_pytorch(cropper, facenet_mtcnn, astronaut, skimage_data):
     worst_box, worst_crop = 0.0, 0.0
-    for name, image in _reference_images(astronaut).items():
+    for name, image in _reference_images(astronaut, skimage_data).items():
         ref_boxes, ref_probs = facenet_mtcnn.detect(image)
         boxes, probs = cropper.detect(image)
         assert ref_boxes is not None and boxes.shape == ref_boxes.shape, name
