@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("repro.search",),              # MFAS search (pre-trains encoders with train)
     ("repro.analysis",),            # analyses of finished runs and searches
     ("repro.tables",),              # plan, launch, aggregate and render paper tables
-    ("repro.analysis.mica_sensitivity",),  # a figure drawn from tables' aggregated rows
+    ("repro.analysis.mica_sensitivity", "repro.analysis.mesm_topp"),  # figures drawn from tables' aggregated rows
 ]
 RANK = {prefix: rank for rank, prefixes in enumerate(LAYERS) for prefix in prefixes}
 

@@ -53,8 +53,8 @@ SUPPORTED_ON_MAIN |= {"ntu_skeleton": ["unimodal_skeleton"]}
 # Added since (issue 15): data=ntu (skeletons + RGB) and the fusions of MSAF T3 / MFAS T4 on it.
 SUPPORTED_ON_MAIN |= {"ntu": ["centralnet", "gmu", "late_avg", "mfas_found", "mmtm", "msaf", "two_stream",
                       "unimodal_skeleton", "unimodal_video"]}
-# Added since (issue 16, data branch): MESM's raw-data configs; their fusions (fe2e, mesm) come with the model branch.
-SUPPORTED_ON_MAIN |= {"iemocap_raw": [], "mosei_raw": []}
+# Added since (issue 16): MESM's raw-data configs and their end-to-end networks (FE2E, MESM).
+SUPPORTED_ON_MAIN |= {"iemocap_raw": ["fe2e", "mesm"], "mosei_raw": ["fe2e", "mesm"]}
 
 
 # Added since (issue 16): MESM's hand-crafted-feature baselines (LF-LSTM, LF-Transformer, MulT).
@@ -63,7 +63,7 @@ SUPPORTED_ON_MAIN |= {d: ["lf_rnn", "lf_transformer", "mult"] for d in ("iemocap
 
 def test_supported_pairs_are_exactly_those_of_main():
     assert {d: supported_fusions(d) for d in available("data")} == SUPPORTED_ON_MAIN
-    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 9 + 6
+    assert sum(map(len, SUPPORTED_ON_MAIN.values())) == 95 + 10 + 1 + 9 + 6 + 4
 
 
 def test_every_supports_entry_names_a_family_or_a_data_set():
@@ -78,7 +78,7 @@ def test_presets_exist_only_where_they_carry_settings():
         data = next(d for d in sorted(available("data"), key=len, reverse=True) if name.startswith(f"{d}_"))
         assert name[len(data) + 1:] in supported_fusions(data), f"preset {name}.yaml is for an unsupported pair"
     # 95 before the comment-only ones were removed; issue 15 added 7 NTU presets (ntu_<fusion>, ntu_mfas_found)
-    assert len(presets) == 53 + 6  # issue 16: {iemocap,mosei}_hcf_{lf_rnn,lf_transformer,mult}
+    assert len(presets) == 53 + 6 + 4  # issue 16: {iemocap,mosei}_hcf_{lf_rnn,lf_transformer,mult}, *_raw_{fe2e,mesm}
 
 
 def test_data_family_follows_the_data_config_defaults(tmp_path):

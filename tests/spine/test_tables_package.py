@@ -31,7 +31,7 @@ ALLOWED = {
 FORMER_NAMES = [
     "REPO_ROOT", "TRAIN_SCRIPT", "SEARCH_SCRIPT", "RECORD_FILES", "TableError", "table_names", "load_table",
     "table_kind", "expand_refs", "raw_overrides", "slug", "repeat_grid", "repeat_dirname", "table_dir", "RowPlan",
-    "_write_pom_fixture", "smoke_fixture", "write_smoke_fixture", "smoke_overrides", "run_extra", "SELECTIONS",
+    "_write_pom_fixture", "smoke_fixtures", "write_smoke_fixture", "smoke_overrides", "run_extra", "SELECTIONS",
     "row_selection", "candidate_dirname", "candidate_of", "row_units", "expected_overrides", "expected_identity",
     "record_problem", "resume_problem", "plan_rows", "put_aside", "read_any_record", "train_command",
     "search_command", "alignment_command", "resume_command", "launch", "preflight", "run_table", "lookup", "SPREADS",
