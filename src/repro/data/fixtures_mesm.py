@@ -195,5 +195,17 @@ def write_fixture(folder: Path, dataset: str = "iemocap") -> Path:
     write_layout(root, layout)
     build_face_cache(root, layout.key, cropper=synthetic_cropper, fallback=synthetic_fallback,
                      cropper_name="synthetic", progress=False)
+    rewrite_hand_crafted_features(root, layout)
     return root
+
+
+def rewrite_hand_crafted_features(root: Path, layout: Layout) -> None:
+    """The hand-crafted-feature fixture (repro.data.fixtures_mesm_hcf) shares the split files and meta.pkl: when it
+    was written here before, rewrite it for the utterances just listed, so both fixtures read the same splits in
+    whichever order they were written."""
+    from repro.data.fixtures_mesm_hcf import write_iemocap_hcf, write_mosei_hcf
+
+    dataset = layout.split_dir.split("_")[0]  # IEMOCAP_SPLIT -> IEMOCAP
+    if (root / f"{dataset}_HCF_FEATURES").exists():
+        (write_iemocap_hcf if layout.key == "iemocap" else write_mosei_hcf)(root)
 

@@ -56,6 +56,19 @@ def _write_split(root: Path, dataset: str, phase: str, ids: list[str]) -> None:
     path.write_text("\n".join(ids) + "\n")
 
 
+def adopted_layout(root: Path, dataset: str) -> dict[str, list[tuple[str, object]]] | None:
+    """{phase: [(utterance id, meta label)]} of the split files and meta.pkl already under `root` (the raw fixture of
+    `repro.data.fixtures_mesm`), or None. The raw and hand-crafted layouts share those files (Table 3 reads both on
+    the same splits), so features are then written for the utterances listed there and neither file is rewritten."""
+    meta_path = root / f"{dataset}_RAW_PROCESSED" / "meta.pkl"
+    splits = {phase: root / f"{dataset}_SPLIT" / f"{phase}_split.txt" for phase in FILE_PHASES.values()}
+    if not meta_path.exists() or not all(path.exists() for path in splits.values()):
+        return None
+    with open(meta_path, "rb") as f:
+        meta = pickle.load(f)
+    return {phase: [(uid, meta[uid]["label"]) for uid in path.read_text().split()] for phase, path in splits.items()}
+
+
 def iemocap_ids(phase_index: int, n: int) -> list[str]:
     """Utterance ids in IEMOCAP's pattern, both genders and both speaker sides (``Ses03F_impro03_M018``: side R)."""
     ids = []
@@ -71,17 +84,21 @@ def write_iemocap_hcf(root: str | Path, n: tuple[int, int, int] = (12, 6, 6), se
     Labels cycle through the six emotions, so every split with >= 6 utterances has all of them."""
     root, rng = Path(root), np.random.default_rng(seed)
     _mark(root)
+    adopted = adopted_layout(root, "IEMOCAP")
     meta = {"Ses01F_impro01_F900": {"start_time": 0.0, "end_time": 1.0, "label": "xxx", "text": "SYNTHETIC",
                                     "sr": 16000, "fps": 30}}  # a label outside the six, listed by no split
     for p, (phase, count) in enumerate(zip(FILE_PHASES.values(), n)):
-        ids = iemocap_ids(p, count)
-        _write_split(root, "IEMOCAP", phase, ids)
+        if adopted:
+            ids, emotions = zip(*adopted[phase])
+        else:
+            ids = iemocap_ids(p, count)
+            emotions = [IEMOCAP_EMOTIONS[k % len(IEMOCAP_EMOTIONS)] for k in range(count)]
+            _write_split(root, "IEMOCAP", phase, ids)
         text, audio, video = {}, {}, {}
-        for k, uid in enumerate(ids):
-            emotion = IEMOCAP_EMOTIONS[k % len(IEMOCAP_EMOTIONS)]
+        for k, (uid, emotion) in enumerate(zip(ids, emotions)):
             meta[uid] = {"start_time": float(k), "end_time": float(k) + 2.5, "label": emotion,
                          "text": f"SYNTHETIC utterance {uid}", "sr": 16000, "fps": 30}
-            label = np.eye(len(IEMOCAP_EMOTIONS))[k % len(IEMOCAP_EMOTIONS)]
+            label = np.eye(len(IEMOCAP_EMOTIONS))[IEMOCAP_EMOTIONS.index(emotion)]
             side = speaker_side(uid)
             words = 0 if (p, k) == (0, 1) else 3 + k % 4
             text[uid] = [] if words == 0 else _signal(rng, label, words, GLOVE_DIM)
@@ -98,7 +115,8 @@ def write_iemocap_hcf(root: str | Path, n: tuple[int, int, int] = (12, 6, 6), se
         _dump(folder / f"{phase}_text_features.pt", text)
         _dump(folder / f"{phase}_audio_features.pt", audio)
         _dump(folder / f"{phase}_video_features.pt", video)
-    _dump(root / "IEMOCAP_RAW_PROCESSED" / "meta.pkl", meta)
+    if not adopted:
+        _dump(root / "IEMOCAP_RAW_PROCESSED" / "meta.pkl", meta)
     return root
 
 
@@ -120,11 +138,16 @@ def write_mosei_hcf(root: str | Path, n: tuple[int, int, int] = (12, 6, 6), step
     `steps`: the stored (text, audio, vision) lengths; each sample's real steps are a suffix (left zero-padding)."""
     root, rng = Path(root), np.random.default_rng(seed)
     _mark(root)
+    adopted = adopted_layout(root, "MOSEI")
     meta = {}
     for p, (phase, count) in enumerate(zip(FILE_PHASES.values(), n)):
-        ids = [f"SYNTH{p}v{k:03d}_{k % 4}" for k in range(count)]
-        _write_split(root, "MOSEI", phase, ids)
-        labels = mosei_labels(count)
+        if adopted:
+            ids = [uid for uid, _ in adopted[phase]]
+            labels, count = np.array([label for _, label in adopted[phase]], dtype=np.int64), len(ids)
+        else:
+            ids = [f"SYNTH{p}v{k:03d}_{k % 4}" for k in range(count)]
+            labels = mosei_labels(count)
+            _write_split(root, "MOSEI", phase, ids)
         meta.update({uid: {"text": f"SYNTHETIC segment {uid}", "label": labels[k].tolist()}
                      for k, uid in enumerate(ids)})
         extra = [f"SYNTH{p}unused_{j}" for j in range(2)]  # rows that no split lists
@@ -140,5 +163,6 @@ def write_mosei_hcf(root: str | Path, n: tuple[int, int, int] = (12, 6, 6), step
                 x[row, T - real:] = _signal(rng, all_labels[i].astype(float), real, dim)
             hcf[m] = x
         _dump(root / "MOSEI_HCF_FEATURES" / f"mosei_senti_hcf_{phase}.pkl", hcf)
-    _dump(root / "MOSEI_RAW_PROCESSED" / "meta.pkl", meta)
+    if not adopted:
+        _dump(root / "MOSEI_RAW_PROCESSED" / "meta.pkl", meta)
     return root
