@@ -139,7 +139,7 @@ class MesmRawReader(Reader):
 
     layout: Layout = IEMOCAP
     num_folds = 0
-    fixture_overrides = ("data.text.tiny=true",)
+    fixture_overrides = ("++data.text.tiny=true",)  # ++: rows of the same table may read the hcf layout (no text)
     fixture_run_overrides = ("data.num_workers=0",)
     synthetic_mark = "a SYNTHETIC.txt file in the root folder (beside <DATASET>_RAW_PROCESSED/)"
     collate = staticmethod(collate_mesm)
