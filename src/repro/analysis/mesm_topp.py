@@ -10,10 +10,10 @@ average weighted accuracy, bottom the GFLOPs per sample.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
+from repro.analysis.table_figure_cli import no_finished_runs, parse_figure_args
 from repro.results import save_figure
 from repro.tables import collect, load_table
 
@@ -60,15 +60,10 @@ def draw(points: list[tuple[float, dict]], reference: dict | None, out: Path, sm
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="read the SMOKE table's records")
-    parser.add_argument("--out-root", type=Path, default=Path("outputs"), help="the tables' output root")
-    parser.add_argument("--out", type=Path, default=None, help="image path")
-    args = parser.parse_args(argv)
-    out = args.out or args.out_root / "figures" / f"mesm_topp{'-smoke' if args.smoke else ''}.png"
+    args, out = parse_figure_args(argv, __doc__.splitlines()[0], "mesm_topp")
     points, reference = sweep_points(args.smoke, args.out_root)
     if not any(c[k]["n"] for _, c in points for k in c):
-        raise SystemExit(f"error: no finished runs of table {TABLE}; run `python -m repro.tables run {TABLE}` first")
+        raise no_finished_runs(TABLE)
     path = draw(points, reference, out, args.smoke)
     print(f"wrote {path}")
     return path

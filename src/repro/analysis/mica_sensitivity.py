@@ -9,10 +9,10 @@ Reads the records of table `mica_fig3` (each row = one value of one hyperparamet
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
+from repro.analysis.table_figure_cli import no_finished_runs, parse_figure_args
 from repro.results import save_figure
 from repro.tables import collect, load_table
 
@@ -57,15 +57,10 @@ def draw(points: dict[str, list[tuple[float, dict]]], out: Path, smoke: bool) ->
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="read the SMOKE table's records")
-    parser.add_argument("--out-root", type=Path, default=Path("outputs"), help="the tables' output root")
-    parser.add_argument("--out", type=Path, default=None, help="image path")
-    args = parser.parse_args(argv)
-    out = args.out or args.out_root / "figures" / f"mica_sensitivity{'-smoke' if args.smoke else ''}.png"
+    args, out = parse_figure_args(argv, __doc__.splitlines()[0], "mica_sensitivity")
     points = sweep_points(args.smoke, args.out_root)
     if not any(c[k]["n"] for values in points.values() for _, c in values for k in c):
-        raise SystemExit(f"error: no finished runs of table {TABLE}; run `python -m repro.tables run {TABLE}` first")
+        raise no_finished_runs(TABLE)
     path = draw(points, out, args.smoke)
     print(f"wrote {path}")
     return path
