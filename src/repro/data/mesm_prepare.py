@@ -35,6 +35,7 @@ import os
 import pickle
 import shutil
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +226,20 @@ def _facts(wav: Path, avi: Path) -> tuple[int | None, float | None]:
     return rate, (video_fps(avi) if avi.is_file() else None)
 
 
+@contextmanager
+def _folders_finished_or_removed(temps: dict[str, tuple[Path, Path]]):
+    """Every (temp, final) folder that the block registers in `temps`: moved into place when the block succeeds,
+    removed when it fails, so an interrupted preparation leaves no half-written utterance behind."""
+    try:
+        yield
+        for temp, final in temps.values():
+            _finish(temp, final)
+    except BaseException:
+        for temp, _ in temps.values():
+            shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
 def prepare_iemocap_dialog(dialog_dir: Path, dialog: str, root: Path, done: set[str]) -> tuple[list[Utterance], int]:
     """Write the dialog's utterances not in `done`; returns (all its 6-class utterances, how many written)."""
     utterances = iemocap_utterances(dialog_dir, dialog)
@@ -246,7 +261,7 @@ def prepare_iemocap_dialog(dialog_dir: Path, dialog: str, root: Path, done: set[
         u.meta.update(sr=int(rate), fps=fps)
     spans = {u.uttr_id: (int(fps * u.start), int(fps * u.end)) for u in todo}
     temps = {}
-    try:
+    with _folders_finished_or_removed(temps):
         for u in todo:
             final = root / IEMOCAP.processed / iemocap_parent(u.uttr_id) / u.uttr_id
             temp = _temp_folder(final)
@@ -262,12 +277,6 @@ def prepare_iemocap_dialog(dialog_dir: Path, dialog: str, root: Path, done: set[
                 if a <= index < b:
                     _write_jpg(temps[uttr_id][0] / f"image_L_{index - a}.jpg", left)
                     _write_jpg(temps[uttr_id][0] / f"image_R_{index - a}.jpg", right)
-        for temp, final in temps.values():
-            _finish(temp, final)
-    except BaseException:
-        for temp, _ in temps.values():
-            shutil.rmtree(temp, ignore_errors=True)
-        raise
     return utterances, len(todo)
 
 
@@ -346,7 +355,7 @@ def prepare_mosei_video(raw: Path, video: str, clips: list[Utterance], root: Pat
     # clips' folders, not held: 280 s of 720p at 2 fps would be 1.5 GB
     spans = {c.uttr_id: (int(per_second * c.start), int(per_second * c.end)) for c in clips}
     temps = {}
-    try:
+    with _folders_finished_or_removed(temps):
         for clip in clips:
             final = root / MOSEI.processed / clip.uttr_id
             temps[clip.uttr_id] = (_temp_folder(final), final)
@@ -358,12 +367,6 @@ def prepare_mosei_video(raw: Path, video: str, clips: list[Utterance], root: Pat
             for uttr_id, (a, b) in spans.items():
                 if a <= kept < b:
                     _write_jpg(temps[uttr_id][0] / f"image_{kept - a}.jpg", frame)
-        for temp, final in temps.values():
-            _finish(temp, final)
-    except BaseException:
-        for temp, _ in temps.values():
-            shutil.rmtree(temp, ignore_errors=True)
-        raise
 
 
 def prepare_mosei(raw: Path, root: Path, progress: bool = True) -> PrepareReport:
