@@ -39,6 +39,7 @@ def analysed(msaf_run, tmp_path_factory):
     return paths, dict(np.load(paths["npz"])), json.loads(paths["json"].read_text())
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_arrays_have_the_networks_layout(msaf_run, analysed):
     paths, raw, summary = analysed
     for key in ("fig6", "fig7"):
@@ -55,6 +56,7 @@ def test_arrays_have_the_networks_layout(msaf_run, analysed):
     assert summary["blocks"] == {"module1": {"image": 2, "audio": 8}, "module2": {"image": 2, "audio": 8}}
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_attention_is_a_softmax_over_blocks_and_shares_sum_to_one(analysed):
     _, raw, summary = analysed
     for k in (1, 2):
@@ -69,6 +71,7 @@ def test_attention_is_a_softmax_over_blocks_and_shares_sum_to_one(analysed):
     assert all(sum(s.values()) == pytest.approx(1.0) for s in summary["fig6_share"].values())
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_figures_match_a_hand_computation_on_the_first_samples(msaf_run, analysed):
     _, raw, _ = analysed
     _, net, datamodule = runs.load_run(msaf_run)
@@ -89,6 +92,7 @@ def test_figures_match_a_hand_computation_on_the_first_samples(msaf_run, analyse
     assert raw["fig7_module1_block_mean"][3] == pytest.approx(float(raw["module1_attention"][:, 3].mean()), abs=1e-6)
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_synthetic_runs_are_labelled(msaf_run, tmp_path, capsys):
     copy = tmp_path / "synthetic_run"
     shutil.copytree(msaf_run, copy)
@@ -99,6 +103,7 @@ def test_synthetic_runs_are_labelled(msaf_run, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("SYNTHETIC fixture data — wrote ")
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_bad_input_is_one_line(msaf_run, tmp_path):
     with pytest.raises(SystemExit) as err:
         msaf_attention.main([str(msaf_run), "--module", "3", "--out", str(tmp_path / "x")])

@@ -33,6 +33,7 @@ def load_bench():
     return load_script("bench")
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 @pytest.mark.timeout(120)
 def test_quick_bench_writes_positive_numbers(tmp_path: Path):
     reason = avdigits_missing()
@@ -88,6 +89,7 @@ def test_quick_cmu_bench_times_every_sequence_model(tmp_path: Path):
             assert r["samples_per_s"]["median"] > 0 and r["forward_flops_per_sample"] > 0
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_profile_step_reports_the_pea_and_mmd_ranges(tmp_path: Path):
     """`--profile` on a tiny SYNTHETIC unaligned fixture: MICA's named ranges are timed, MulT has none."""
     from repro.config import compose_train

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import load_script
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_quick_models_record_fields_and_ratios(tmp_path):
     out = tmp_path / "ntu_models.json"
     bench = load_script("bench_ntu")

@@ -37,6 +37,7 @@ def test_bf16_is_offered_only_where_cuda_is():
     assert bench.default_variants("cuda") == ["fp32", "fp32_channels_last", "bf16", "bf16_channels_last"]
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_msaf_network_through_the_config_path_in_its_own_process(tmp_path):
     """`--net msaf --isolate`: the RAVDESS MSAF network (its preset) on a tiny SYNTHETIC batch, one child process per
     variant; the record names the network, its parameter count and the load average around the timed steps."""

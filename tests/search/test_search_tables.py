@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from repro.analysis.search_plots import main as figure_main
 from repro.tables import render_table, run_table
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_mfas_t1_smoke_then_t6_and_figure(tmp_path, capsys):
     assert run_table("mfas_t1", smoke=True, out_root=tmp_path) == 0
     runs = tmp_path / "tables" / "mfas_t1-smoke" / "runs"

@@ -25,6 +25,7 @@ def rmfn_table(tmp_path_factory):
     return out, done.stdout
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_rmfn_table_smoke_renders_with_paper_numbers(rmfn_table):
     _, stdout = rmfn_table
     assert "SYNTHETIC" in stdout
@@ -32,6 +33,7 @@ def test_rmfn_table_smoke_renders_with_paper_numbers(rmfn_table):
     assert "| 78.4 |" in row and "| 0.922 |" in row and row.rstrip().endswith("| 3 |")
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_rmfn_attention_figure_from_a_run(rmfn_table, tmp_path):
     out, _ = rmfn_table
     run = out / "tables" / "rmfn_t1-smoke" / "runs" / "rmfn" / "seed_0"

@@ -42,12 +42,14 @@ def test_multirun_basic_launcher_sweeps_fusions_and_seeds(tmp_path, data_dir):
     assert found == {(f, s) for f in ("late_avg", "concat", "msaf") for s in (0, 1)}
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_multirun_joblib_launcher(tmp_path, data_dir):
     train_cli(["-m", *FAST, "fusion=late_avg,concat", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                f"hydra.sweep.dir={tmp_path}"], data_dir)
     assert {r["fusion"] for r in records(tmp_path)} == {"late_avg", "concat"}
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_submitit_local_launcher(tmp_path, data_dir):
     train_cli(["-m", *FAST, "fusion=concat", "seed=3", "hydra/launcher=submitit_local",
                "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={tmp_path}"], data_dir)
@@ -62,6 +64,7 @@ def test_slurm_launcher_config_composes():
     assert "SlurmLauncher" in proc.stdout and "timeout_min: 240" in proc.stdout
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_ddp_cpu_two_processes_learns_and_tests_like_one_process(tmp_path, learnable_dir):
     """`train.py trainer=ddp_cpu` (2 processes, gloo) learns, and its test metrics are exactly those of testing the
     same checkpoint in one process: the DistributedSampler splits the 40 test samples 20/20 (an even count, so it
@@ -102,6 +105,7 @@ def test_loggers_write_offline(logger, tmp_path, data_dir):
         assert any(name.startswith("offline-run") for name in written)
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_optuna_sweep_optimises_the_returned_metric(tmp_path, data_dir):
     train_cli(["-m", *FAST, "fusion=concat", "hparams_search=avdigits_optuna", "hydra.sweeper.n_trials=2",
                "hydra.sweeper.sampler.n_startup_trials=1", f"hydra.sweep.dir={tmp_path}"], data_dir)

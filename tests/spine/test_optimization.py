@@ -246,6 +246,7 @@ def test_alternating_mistakes_are_one_line(tmp_path, data_dir):
         branch_loss(net, net(batch), "image", torch.zeros(2, dtype=torch.long), torch.nn.CrossEntropyLoss())
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_alternating_msaf_trains_on_the_real_avdigits_set(tmp_path):
     """The issue's check on the embedded AV-Digits set (real data): the alternating protocol trains MSAF above
     chance (10 classes) in one short epoch, and its two Adams hold separate states over their own branches."""

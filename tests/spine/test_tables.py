@@ -53,6 +53,7 @@ def test_render_from_records_only(tmp_path):
         assert (tmp_path / "tables" / f"mfas_t2{suffix}").is_file()
 
 
+@pytest.mark.slow  # CI time: `make test-full` runs it
 def test_smoke_table_runs_then_resumes(tmp_path):
     cmd = [sys.executable, "-m", "repro.tables", "run", "mfas_t2", "--smoke", "--rows", "lenet-3-image",
            "--out", str(tmp_path)]
