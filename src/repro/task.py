@@ -32,7 +32,9 @@ reads. The network decides the final loss through
 alignment losses), calling the kind's criterion. Metrics are logged as ``<split>/<name>`` (``val/acc``,
 ``test/f1_macro``), losses as ``<split>/loss`` and ``train/loss_<part>``. A network that reports ``feature_flops`` (a
 (B,) tensor of feature-extraction FLOPs per sample, MESM §4 / Table 3) in its output's extras gets their mean logged as
-``<split>/feature_gflops`` (GFLOPs per sample). A non-finite loss stops training with one line saying where and what
+``<split>/feature_gflops`` (GFLOPs per sample); one that times its feature extraction (`feature_seconds`, and the dense
+reference's `dense_feature_seconds`, per batch) is logged as ``<split>/feature_ms`` / ``<split>/dense_feature_ms``
+(wall milliseconds per sample). A non-finite loss stops training with one line saying where and what
 to change.
 
 Optimisation comes from `repro.optimization`: one optimiser (with parameter groups) and Lightning's automatic
@@ -341,7 +343,7 @@ class FusionTask(L.LightningModule):
         loss, parts = self.net.compute_loss(out, self.kind.target(label), self.criterion)
         self._check_finite(loss, parts, split)
         self._log(split, loss, parts, out.logits, label)
-        self._log_feature_flops(split, out.extras.get("feature_flops"), label.shape[0])
+        self._log_feature_cost(split, out.extras, label.shape[0])
         if split != "train" and self.log_branch_ce:
             self.log(f"{split}/branch_ce", self.branch_ce(out, self.kind.target(label)), batch_size=label.shape[0],
                      sync_dist=True)
@@ -369,11 +371,18 @@ class FusionTask(L.LightningModule):
         if not self.kind.epoch_end:
             self.log_dict(metrics, prog_bar=split == "val", batch_size=batch_size)
 
-    def _log_feature_flops(self, split: str, flops: torch.Tensor | None, batch_size: int) -> None:
-        """Mean feature-extraction GFLOPs per sample over the epoch (weighted by batch size: the per-sample mean)."""
-        if flops is not None:
-            self.log(f"{split}/feature_gflops", flops.detach().double().mean().float() / 1e9, batch_size=batch_size,
-                     sync_dist=split != "train")
+    def _log_feature_cost(self, split: str, extras: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Feature-extraction GFLOPs and wall milliseconds per sample, averaged over the epoch's samples (each batch
+        weighted by its size), from a network that reports them (`feature_flops` per sample; `feature_seconds` and
+        `dense_feature_seconds` per batch)."""
+        sync = split != "train"
+        if "feature_flops" in extras:
+            self.log(f"{split}/feature_gflops", extras["feature_flops"].detach().double().mean().float() / 1e9,
+                     batch_size=batch_size, sync_dist=sync)
+        for name in ("feature", "dense_feature"):
+            if f"{name}_seconds" in extras:
+                per_sample_ms = float(extras[f"{name}_seconds"]) * 1000.0 / batch_size
+                self.log(f"{split}/{name}_ms", per_sample_ms, batch_size=batch_size, sync_dist=sync)
 
     def _log_epoch_metrics(self, split: str) -> None:
         """Thresholds for this split, then every metric at them, from the epoch's scores gathered over processes."""

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from repro.models.e2e import MESM
+from repro.models.e2e import FE2E, MESM
 from repro.models.e2e.flops import dense_macs, sparse_block_macs, subm_pairs
 from repro.models.e2e.sparse import SparseVggBlock
 from repro.models.e2e.spconv_compat import sparse_indices, spconv_module
@@ -122,6 +122,44 @@ def test_weighted_attention_extension_trains_the_attention_layers():
     assert len(attention) == 3 * 5
     for name, p in attention.items():
         assert p.grad is not None and (float(p.grad.abs().sum()) > 1e-6) != name.endswith("score.bias"), name
+
+
+def test_dense_reference_at_p1_computes_the_sparse_forward():
+    """The dense side of Tables 3/4's wall time is the same function: with every site kept (p = 1) and BN at its
+    running statistics, MESM's sparse blocks and their dense reference give the same maps on the same weights."""
+    torch.manual_seed(7)
+    net = MESM(encoders(), 6, top_p=1.0, modalities=["text", "video"])
+    batch = contract_batch(7)
+    net(batch)                                  # one training forward: BN running statistics away from (0, 1)
+    net.eval()
+    cnn = net.encoders["video"].cnn
+    queries = torch.randn(batch["video"].shape[0], encoders()["text"].hidden_size)
+    with torch.no_grad():
+        sparse, _ = cnn(batch["video"], queries)
+        dense = cnn.dense_reference(batch["video"])
+    assert dense.shape == sparse.shape == (3, 512, 3, 3)
+    assert float(dense.abs().max()) > 0.01
+    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-6)
+
+
+def test_eval_forward_times_the_features_and_the_dense_reference():
+    torch.manual_seed(8)
+    batch = contract_batch(8)
+    fe2e, mesm = FE2E(encoders(), 6, time_dense_reference=True), MESM(encoders(), 6, time_dense_reference=True)
+    assert "feature_seconds" not in mesm(batch).extras          # training: autograd would be timed too
+    for net in (fe2e.eval(), mesm.eval()):
+        with torch.no_grad():
+            first, second = net(batch).extras, net(batch).extras    # dense reference after, then before
+        for extras in (first, second):
+            assert extras["feature_seconds"].dtype == torch.float64
+            assert 0 < float(extras["feature_seconds"]) < 60 and 0 < float(extras["dense_feature_seconds"]) < 60
+    # FE2E's CNN is the dense one: one measurement for both
+    assert float(first["feature_seconds"]) != float(first["dense_feature_seconds"])
+    fe2e_extras = fe2e(batch).extras
+    assert float(fe2e_extras["feature_seconds"]) == float(fe2e_extras["dense_feature_seconds"])
+    with torch.no_grad():
+        untimed_reference = MESM(encoders(), 6).eval()(batch).extras
+    assert "feature_seconds" in untimed_reference and "dense_feature_seconds" not in untimed_reference
 
 
 def test_mesm_needs_text():

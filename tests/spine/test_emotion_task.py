@@ -40,7 +40,8 @@ def one_thread():
 class ScoresNet(FusionNet):
     """A stand-in network whose logits are its input `x` transformed by the mode of the epoch (a buffer, so that a
     checkpoint restores it): mode 0 `x`, mode m > 0 `-x - m` (worse). Its one parameter gets zero gradient, so Adam
-    leaves it as it is; `flops` in the batch is reported as the feature FLOPs."""
+    leaves it as it is; `flops` in the batch is reported as the feature FLOPs, the sum of `seconds` as the batch's
+    feature wall time."""
 
     def __init__(self, num_classes: int):
         super().__init__({"x": nn.Identity()}, num_classes)
@@ -50,7 +51,8 @@ class ScoresNet(FusionNet):
     def forward(self, batch):
         x = batch["x"].float()
         logits = x if int(self.mode) == 0 else -x - float(self.mode)
-        return NetOutput(logits=logits + 0 * self.unused, extras={"feature_flops": batch["flops"]})
+        return NetOutput(logits=logits + 0 * self.unused, extras={"feature_flops": batch["flops"],
+                                                                   "feature_seconds": batch["seconds"].sum()})
 
 
 class ModePerEpoch(L.Callback):
@@ -73,7 +75,8 @@ def split_data(seed: int, shift: float = 0.0, n: int = 48, e: int = 3) -> tuple[
 
 def loader(probs: np.ndarray, labels: np.ndarray, gflops: float = 2.0, batch_size: int = 16) -> DataLoader:
     rows = [{"x": torch.tensor(logit(p.astype(np.float64)), dtype=torch.float32), "label": torch.tensor(y),
-             "flops": torch.tensor(gflops * 1e9 * (1 + i % 2))}  # 1x and 2x: mean 1.5 x gflops
+             "flops": torch.tensor(gflops * 1e9 * (1 + i % 2)),  # 1x and 2x: mean 1.5 x gflops
+             "seconds": torch.tensor(1e-3 * (1 + i % 3), dtype=torch.float64)}  # 1, 2, 3 ms: mean 2 ms
             for i, (p, y) in enumerate(zip(probs, labels))]
     return DataLoader(rows, batch_size=batch_size)
 
@@ -120,6 +123,8 @@ def test_validation_thresholds_are_the_ones_test_applies(tmp_path):
     for name, value in applied.items():
         assert test[name] == pytest.approx(value, abs=1e-6), name
     assert test["feature_gflops"] == pytest.approx(3.0)  # per-sample mean of 2 and 4 GFLOPs
+    assert test["feature_ms"] == pytest.approx(2.0)      # per-sample mean of 1, 2 and 3 ms
+    assert "dense_feature_ms" not in test                # not reported by this network, so not logged
     assert {"acc/mean", "wacc/hap", "auc/mean", "precision/sad", "recall/mean", "loss"} <= set(test)
 
 

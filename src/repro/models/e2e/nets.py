@@ -15,11 +15,19 @@ Batch (the raw readers' collate): `video` (ΣF, 3, 48, 48) + `video_counts` (B,)
 multiply-adds of the visual and audio CNNs per sample, the paper's FLOP convention (repro.models.e2e.flops) —,
 `modality_logits` (B, n_modalities, classes), and for MESM per modality m and block b `kept/<m>/<b>` (ΣF, H_b, W_b)
 bool kept sites and `attention/<m>/<b>` the attention probabilities (the figures' input).
+
+Wall time (issue 16: "the measured wall time beside the FLOPs, dense vs sparse, on the same batch"): in eval mode the
+frame CNNs are timed, `feature_seconds` (a scalar: this batch, all frame modalities; CUDA synchronised around each
+call). With `time_dense_reference: true` MESM also times the dense CNN it replaces — its own weights, the sparse blocks
+as FE2E's dense VggBlocks + pools (`SparseFrameCNN.dense_reference`) — on the same frames, alternately right after and
+right before, as `dense_feature_seconds`; FE2E's CNN is dense, so there it is the same measurement. Not measured in
+training (autograd would be timed too); never used by the loss. Tables 3/4 turn both into ms per sample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +40,19 @@ from repro.models.e2e.text import AlbertText, TextClassifier
 from repro.models.net import FusionNet, NetOutput
 
 MODALITY_ORDER = ("text", "audio", "video")
+
+
+def timed(device: torch.device, fn, *args):
+    """`fn(*args)` and its wall time in seconds. On a CUDA `device` the queue is drained before and after, so that the
+    kernels count."""
+    sync = device.type == "cuda"
+    if sync:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn(*args)
+    if sync:
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - start
 
 
 def chosen_modalities(encoders: Mapping[str, nn.Module], modalities: Sequence[str] | None) -> list[str]:
@@ -62,7 +83,7 @@ class EndToEndNet(FusionNet):
 
     def __init__(self, encoders, num_classes: int, modalities: Sequence[str] | None = None, trans_dim: int = 64,
                  trans_layers: int = 4, trans_heads: int = 4, trans_ffn: int = 2048, trans_dropout: float = 0.1,
-                 flatten_hidden: int = 1024):
+                 flatten_hidden: int = 1024, time_dense_reference: bool = False):
         names = chosen_modalities(encoders, modalities)
         head = {"trans_dim": int(trans_dim), "layers": int(trans_layers), "heads": int(trans_heads),
                 "ffn": int(trans_ffn), "dropout": float(trans_dropout), "hidden": int(flatten_hidden)}
@@ -72,13 +93,34 @@ class EndToEndNet(FusionNet):
                     for m in names}
         super().__init__(branches, num_classes)
         self.fusion = nn.Linear(len(names), 1, bias=False) if len(names) > 1 else None
+        self.time_dense_reference, self._dense_first = bool(time_dense_reference), False
 
     def frame_cnn(self, spec: FrameSpec, text_dim: int) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def frame_logits(self, m: str, frames, counts, text_cls, extras) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, classes) logits and (ΣF,) conv MACs per frame of one frame modality."""
+    def frame_features(self, m: str, frames, counts, text_cls, extras) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ΣF, C, h, w) feature maps and (ΣF,) conv MACs per frame of one frame modality."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def dense_reference(self, m: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The dense CNN to time beside modality m's own on the same frames; None when the own CNN is dense."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def timed_features(self, m: str, frames, counts, text_cls, extras, seconds: dict[str, float] | None):
+        """`frame_features`, adding its wall time (and the dense reference's) to `seconds` unless that is None."""
+        if seconds is None:
+            return self.frame_features(m, frames, counts, text_cls, extras)
+        dense = self.dense_reference(m) if self.time_dense_reference else None
+        # the dense reference runs first on every other batch, so that neither side always finds the caches warm
+        if dense is not None and self._dense_first:
+            seconds["dense_feature_seconds"] += timed(frames.device, dense, frames)[1]
+        out, took = timed(frames.device, self.frame_features, m, frames, counts, text_cls, extras)
+        seconds["feature_seconds"] += took
+        if dense is None:
+            seconds["dense_feature_seconds"] += took  # the network's own CNN is the dense one
+        elif not self._dense_first:
+            seconds["dense_feature_seconds"] += timed(frames.device, dense, frames)[1]
+        return out
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> NetOutput:
         logits, extras = {}, {}
@@ -86,12 +128,14 @@ class EndToEndNet(FusionNet):
         if "text" in self.encoders:
             text_cls, logits["text"] = self.encoders["text"](batch["text"], batch.get("text_mask"))
         flops = None
+        seconds = None if self.training else {"feature_seconds": 0.0, "dense_feature_seconds": 0.0}
         for m in self.modalities:
             if m == "text":
                 continue
             frames = batch[m]
             counts = check_counts(frames, batch[f"{m}_counts"], m)
-            logits[m], macs = self.frame_logits(m, frames, counts, text_cls, extras)
+            maps, macs = self.timed_features(m, frames, counts, text_cls, extras, seconds)
+            logits[m] = self.encoders[m].head(maps, counts)
             sample_macs = per_sample(macs.float(), frame_owner(counts), counts.numel())
             flops = sample_macs if flops is None else flops + sample_macs
         stacked = torch.stack([logits[m] for m in self.modalities], dim=-1)   # (B, classes, n)
@@ -99,6 +143,11 @@ class EndToEndNet(FusionNet):
         extras["modality_logits"] = stacked.transpose(1, 2)
         if flops is not None:
             extras["feature_flops"] = flops
+        if flops is not None and seconds is not None:
+            self._dense_first = not self._dense_first
+            if not self.time_dense_reference:
+                del seconds["dense_feature_seconds"]
+            extras.update({k: torch.tensor(v, dtype=torch.float64) for k, v in seconds.items()})
         return NetOutput(logits=fused, extras=extras)
 
 
@@ -108,10 +157,13 @@ class FE2E(EndToEndNet):
     def frame_cnn(self, spec: FrameSpec, text_dim: int) -> nn.Module:
         return DenseFrameCNN(spec)
 
-    def frame_logits(self, m, frames, counts, text_cls, extras):
+    def frame_features(self, m, frames, counts, text_cls, extras):
         branch = self.encoders[m]
         macs = torch.full((frames.shape[0],), float(dense_macs(branch.spec)), device=frames.device)
-        return branch.head(branch.cnn(frames), counts), macs
+        return branch.cnn(frames), macs
+
+    def dense_reference(self, m):
+        return None
 
 
 class MESM(EndToEndNet):
@@ -130,10 +182,13 @@ class MESM(EndToEndNet):
     def frame_cnn(self, spec: FrameSpec, text_dim: int) -> nn.Module:
         return SparseFrameCNN(spec, text_dim, **self.sparse_options)
 
-    def frame_logits(self, m, frames, counts, text_cls, extras):
+    def frame_features(self, m, frames, counts, text_cls, extras):
         branch = self.encoders[m]
         queries = text_cls[frame_owner(counts)]
         maps, trace = branch.cnn(frames, queries)
         for b, (kept, attention) in enumerate(zip(trace.kept, trace.attention)):
             extras[f"kept/{m}/{b}"], extras[f"attention/{m}/{b}"] = kept, attention
-        return branch.head(maps, counts), trace.macs
+        return maps, trace.macs
+
+    def dense_reference(self, m):
+        return self.encoders[m].cnn.dense_reference

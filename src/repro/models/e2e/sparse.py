@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from repro.models.e2e.attention import CrossModalAttention, segment_softmax
@@ -67,6 +68,15 @@ class SparseVggBlock(nn.Module):
         x = self.conv2(x)
         x = x.replace_feature(self.relu(self.bn2(x.features)))
         return self.pool(x)
+
+    def dense_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense stage this block replaces — FE2E's VggBlock + 2×2 max-pool — on full (F, C, H, W) maps with this
+        block's weights, BN at its running statistics (eval). The wall-time reference of Tables 3/4, never trained."""
+        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
+            x = F.conv2d(x, dense_weight(conv.weight), padding=1)
+            x = self.relu(F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False,
+                                       eps=bn.eps))
+        return F.max_pool2d(x, POOL, POOL)
 
     @torch.no_grad()
     def load_dense(self, block: nn.Module) -> None:
@@ -115,6 +125,15 @@ class SparseFrameCNN(nn.Module):
 
     def low_level(self, frames: torch.Tensor) -> torch.Tensor:
         return self.low(self.stem(frames))
+
+    def dense_reference(self, frames: torch.Tensor) -> torch.Tensor:
+        """(F, in, H, W) frames -> (F, 512, h, w): the same weights with every sparse block as the dense stage it
+        replaces (no attention, every site kept; BN at running statistics). At p = 1 in eval mode it computes what
+        `forward` does, densely; its wall time is the dense side of Tables 3/4 (`EndToEndNet.time_dense_reference`)."""
+        x = self.low_level(frames)
+        for block in self.sparse:
+            x = block.dense_forward(x)
+        return x
 
     def forward(self, frames: torch.Tensor, frame_queries: torch.Tensor) -> tuple[torch.Tensor, SparseTrace]:
         """(F, in, H, W) frames and (F, d) text queries -> (F, 512, h, w) dense maps and the trace."""
