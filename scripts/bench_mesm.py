@@ -18,6 +18,9 @@ sparse stages against the dense stages they replace, wall time beside the paper'
    Random-initialised attention is close to uniform, so a block keeps ≈ p of its sites (a trained one is peakier).
 3. Where the sparse time goes (forward, per block): attention + softmax + nucleus, spconv's neighbour-pair build,
    the submanifold convs, BN + ReLU, the sparse max-pool; and the conv throughput per multiply-add, sparse vs dense.
+4. `eval`: what Tables 3/4's wall-time columns measure — MESM's eval forward with `time_dense_reference` (the frame
+   CNNs as run, and the same weights as dense CNNs on the same frames, `feature_seconds` / `dense_feature_seconds`),
+   at batch 2 (the MESM presets' batch) and `--batch`, p = 0.5 and 0.7: medians per sample and their ratio.
 OMP_WAIT_POLICY=PASSIVE is set before torch is imported; load averages, torch / spconv versions are recorded.
 `--device cuda` runs the same on a GPU (fp32, or bf16 autocast with --bf16; spconv-cuXXX needed); without CUDA it
 writes a record saying it was skipped.
@@ -282,6 +285,33 @@ def breakdown(args, device, shape) -> dict:
     return out
 
 
+def eval_timing(args, device, shape) -> dict:
+    """Eval forward as the tables time it: MESM's own frame CNNs vs the same weights run densely, same batches."""
+    import torch
+
+    from repro.models.e2e import MESM
+
+    out = {}
+    vocab = 30000 if args.text == "base" else 260
+    for batch_size in sorted({2, args.batch}):
+        batch = make_batch(shape, batch_size, vocab, device)
+        for p in (0.5, 0.7):
+            net = MESM(encoders(args.text), 6, top_p=p, time_dense_reference=True).to(device).eval()
+            own, dense = [], []
+            with torch.no_grad(), autocast(device, args.bf16):
+                for i in range(args.warmup + args.steps):
+                    extras = net(batch).extras
+                    if i >= args.warmup:
+                        own.append(float(extras["feature_seconds"]) * 1000 / batch_size)
+                        dense.append(float(extras["dense_feature_seconds"]) * 1000 / batch_size)
+            out[f"batch{batch_size}_p{p}"] = {
+                "feature_ms_per_sample": round(statistics.median(own), 2),
+                "dense_feature_ms_per_sample": round(statistics.median(dense), 2),
+                "feature_over_dense": round(statistics.median(own) / statistics.median(dense), 3),
+                "all_feature_ms": [round(t, 2) for t in own], "all_dense_ms": [round(t, 2) for t in dense]}
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -292,7 +322,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--text", default="base", choices=["base", "tiny"])
     parser.add_argument("--ps", default="0.1,0.3,0.5,0.7,0.9")
-    parser.add_argument("--parts", default="steps,stages,breakdown")
+    parser.add_argument("--parts", default="steps,stages,breakdown,eval")
     parser.add_argument("--out", default="outputs/bench")
     parser.add_argument("--tag", default="", help="suffix of the JSON name (mesm_<device>[_bf16][_<tag>].json)")
     args = parser.parse_args(argv)
@@ -326,6 +356,9 @@ def main(argv=None) -> None:
         if "breakdown" in parts:
             record["breakdown"] = breakdown(args, device, shape)
             print(json.dumps(record["breakdown"]), flush=True)
+        if "eval" in parts:
+            record["eval"] = eval_timing(args, device, shape)
+            print(json.dumps(record["eval"]), flush=True)
     record["loadavg_after"] = list(os.getloadavg())
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, json.dumps(record, indent=1))
