@@ -107,7 +107,7 @@ bench-memory: $(STAMP) ## Peak RSS of image-only / fusion training and the searc
 	$(PY) scripts/bench_memory.py $(ARGS)
 
 .PHONY: bench-mesm
-bench-mesm: $(STAMP) ## MESM vs FE2E on CPU (2 threads): train steps at batch 8 (IEMOCAP shapes), sparse vs dense blocks at p 0.1-0.9, where the sparse time goes → results/bench/mesm_cpu.json (ARGS="--device cuda [--bf16]" on a GPU)
+bench-mesm: $(STAMP) ## MESM vs FE2E on CPU (2 threads): train steps at batch 8 (IEMOCAP shapes), sparse vs dense blocks at p 0.1-0.9, where the sparse time goes, eval forward vs the dense reference (Tables 3/4's wall time) → results/bench/mesm_cpu.json (ARGS="--device cuda [--bf16]" on a GPU)
 	$(PY) scripts/bench_mesm.py --out results/bench $(ARGS)
 
 .PHONY: bench-msaf-ravdess
