@@ -326,6 +326,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="outputs/bench")
     parser.add_argument("--tag", default="", help="suffix of the JSON name (mesm_<device>[_bf16][_<tag>].json)")
     args = parser.parse_args(argv)
+    unknown = set(args.parts.split(",")) - {"steps", "stages", "breakdown", "eval"}
+    if unknown:
+        parser.error(f"--parts: unknown {sorted(unknown)}; choose from steps,stages,breakdown,eval")
     args.ps = [float(p) for p in args.ps.split(",")]
 
     import spconv
@@ -346,19 +349,13 @@ def main(argv=None) -> None:
         device = torch.device(args.device)
         shape = iemocap_shape()
         record["shape"] = shape
-        parts = args.parts.split(",")
-        if "steps" in parts:
-            record["train_steps"] = train_steps(args, device, shape)
-            print(json.dumps(record["train_steps"]), flush=True)
-        if "stages" in parts:
-            record["stages"] = stages(args, device, shape)
-            print(json.dumps(record["stages"]), flush=True)
-        if "breakdown" in parts:
-            record["breakdown"] = breakdown(args, device, shape)
-            print(json.dumps(record["breakdown"]), flush=True)
-        if "eval" in parts:
-            record["eval"] = eval_timing(args, device, shape)
-            print(json.dumps(record["eval"]), flush=True)
+        # part of --parts -> (the record's key, the measurement), run in this order
+        measurements = {"steps": ("train_steps", train_steps), "stages": ("stages", stages),
+                        "breakdown": ("breakdown", breakdown), "eval": ("eval", eval_timing)}
+        for part in (p for p in measurements if p in args.parts.split(",")):
+            key, measure = measurements[part]
+            record[key] = measure(args, device, shape)
+            print(json.dumps(record[key]), flush=True)
     record["loadavg_after"] = list(os.getloadavg())
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, json.dumps(record, indent=1))

@@ -46,12 +46,7 @@ from repro.data.faces_weights import (
 ASTRONAUT_FACE = (175.0, 55.0, 275.0, 170.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,7 @@ from repro.models.sequence.lf_baselines import LFRNN, LFTransformer, trailing_pa
 SIZES = {"text": 300, "audio": 144, "vision": 35}  # the authors' hfc sizes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def encoders(sizes=SIZES):

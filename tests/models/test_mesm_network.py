@@ -14,7 +14,7 @@ from repro.models.e2e import FE2E, MESM
 from repro.models.e2e.flops import dense_macs, sparse_block_macs, subm_pairs
 from repro.models.e2e.sparse import SparseVggBlock
 from repro.models.e2e.spconv_compat import sparse_indices, spconv_module
-from tests.models.test_fe2e import contract_batch, encoders
+from tests.models.test_fe2e import contract_batch, encoders, losses_on_a_fixed_batch
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning")
@@ -100,15 +100,7 @@ def test_lower_p_keeps_fewer_sites_and_costs_fewer_flops():
 def test_loss_decreases_on_a_fixed_batch():
     torch.manual_seed(5)
     net = MESM(encoders(), 6, top_p=0.7, trans_dropout=0.0)
-    batch = contract_batch(5)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss = F.binary_cross_entropy_with_logits(net(batch).logits, batch["label"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
+    losses = losses_on_a_fixed_batch(net, contract_batch(5))
     assert losses[-1] < 0.6 * losses[0], losses
 
 

@@ -29,12 +29,7 @@ EMOTIONS = ["ang", "hap", "sad"]
 METRICS = ["acc", "wacc", "f1", "precision", "recall", "auc"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class ScoresNet(FusionNet):
